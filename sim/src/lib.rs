@@ -1,0 +1,3 @@
+//! Deterministic cluster simulator for the zmq-raft core.
+
+pub mod linearizability;
