@@ -128,7 +128,10 @@ pub struct Entry(Arc<[u8]>);
 impl Entry {
     /// Encodes a new entry.
     pub fn new(request_id: RequestId, kind: EntryType, term: Term, data: &[u8]) -> Entry {
-        assert!(term <= Term::MAX, "term {term} does not fit the entry header");
+        assert!(
+            term <= Term::MAX,
+            "term {term} does not fit the entry header"
+        );
         let mut buf = Vec::with_capacity(ENTRY_HEADER_LEN + data.len());
         buf.extend_from_slice(&request_id.0);
         buf.push(kind as u8);
@@ -231,7 +234,10 @@ impl<'de> Deserialize<'de> for Entry {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Entry, E> {
                 Entry::from_vec(v).map_err(E::custom)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Entry, A::Error> {
                 let mut buf = Vec::new();
                 while let Some(b) = seq.next_element::<u8>()? {
                     buf.push(b);

@@ -1,6 +1,24 @@
+//! A Sans-IO Raft core speaking zmq-raft's log format. See [`Node`] for the contract.
+
+pub mod config;
+mod dedup;
 pub mod entry;
+pub mod message;
+mod node;
+pub mod output;
 pub mod persist;
+mod progress;
+mod raft_log;
+#[doc(hidden)]
+pub mod testkit;
 pub mod types;
+
+pub use config::Config;
 pub use entry::{Entry, EntryError, EntryType, RequestId, ENTRY_HEADER_LEN};
+pub use message::{
+    AppendEntries, AppendOutcome, AppendResponse, Message, RequestVote, VoteResponse,
+};
+pub use node::Node;
+pub use output::{ClientResult, Output, Role};
 pub use persist::{HardState, Recovered, Write};
 pub use types::{LogIndex, Now, PeerId, Term, Time, WriteId};

@@ -15,7 +15,10 @@ pub struct HardState {
 pub enum Write {
     /// Remove every log entry at `first` and after, then store `entries` starting at `first`.
     /// A plain append has `first == last index + 1` and removes nothing.
-    Log { first: LogIndex, entries: Vec<Entry> },
+    Log {
+        first: LogIndex,
+        entries: Vec<Entry>,
+    },
     /// Replace the hard state.
     HardState(HardState),
 }

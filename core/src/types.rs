@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A Raft term. Terms only ever grow on a peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Term(pub u64);
 
 impl Term {
@@ -24,7 +26,9 @@ impl fmt::Display for Term {
 }
 
 /// A position in the replicated log. Index 0 is the empty prefix; the first entry is 1.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LogIndex(pub u64);
 
 impl LogIndex {

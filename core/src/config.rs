@@ -1,0 +1,81 @@
+//! Static settings of a node.
+
+use crate::types::PeerId;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This peer.
+    pub id: PeerId,
+    /// The voting members of the cluster, this peer included if it votes. A peer not listed
+    /// is a learner: it follows the leader but never campaigns.
+    pub voters: Vec<PeerId>,
+    /// Election timeouts are drawn uniformly from `[min, max)` milliseconds.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// How often a leader sends heartbeats (and retries unanswered appends).
+    pub heartbeat_interval_ms: u64,
+    /// A follower that has not answered a pipelined append for this long is probed again.
+    pub replication_timeout_ms: u64,
+    /// Upper bounds of one AppendEntries message.
+    pub max_batch_entries: usize,
+    pub max_batch_bytes: usize,
+    /// Flow control: unacknowledged appends in flight per follower.
+    pub max_inflight_msgs: usize,
+    pub max_inflight_bytes: usize,
+    /// Largest accepted proposal payload.
+    pub max_entry_bytes: usize,
+    /// Request ids older than this (by the second they carry) are refused and forgotten.
+    pub request_id_ttl_secs: u64,
+    /// Request ids claiming to be made further in the future than this are refused.
+    pub request_id_max_future_secs: u64,
+}
+
+impl Config {
+    pub fn new(id: PeerId, voters: Vec<PeerId>) -> Config {
+        Config {
+            id,
+            voters,
+            election_timeout_min_ms: 200,
+            election_timeout_max_ms: 400,
+            heartbeat_interval_ms: 50,
+            replication_timeout_ms: 200,
+            max_batch_entries: 1024,
+            max_batch_bytes: 1 << 20,
+            max_inflight_msgs: 32,
+            max_inflight_bytes: 8 << 20,
+            max_entry_bytes: 4 << 20,
+            request_id_ttl_secs: 8 * 3600,
+            request_id_max_future_secs: 3600,
+        }
+    }
+
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.election_timeout_min_ms == 0
+            || self.election_timeout_max_ms <= self.election_timeout_min_ms
+        {
+            return Err(format!(
+                "election timeout range [{}, {}) ms is empty",
+                self.election_timeout_min_ms, self.election_timeout_max_ms
+            ));
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_min_ms
+        {
+            return Err(format!(
+                "heartbeat interval {} ms must be positive and below the minimum election timeout {} ms",
+                self.heartbeat_interval_ms, self.election_timeout_min_ms
+            ));
+        }
+        if self.max_batch_entries == 0 || self.max_inflight_msgs == 0 {
+            return Err("batch and in-flight limits must be positive".into());
+        }
+        let mut sorted = self.voters.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() {
+            return Err("a voter is listed twice".into());
+        }
+        Ok(())
+    }
+}

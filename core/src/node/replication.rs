@@ -1,0 +1,267 @@
+//! Log replication: the follower's side of AppendEntries and the leader's side of its
+//! responses, heartbeats and commit.
+
+use super::{Node, RoleState};
+use crate::message::{AppendEntries, AppendOutcome, AppendResponse, Message};
+use crate::output::{ClientResult, Output, Role};
+use crate::progress::ReplicationState;
+use crate::types::{LogIndex, PeerId, Term};
+
+impl Node {
+    pub(super) fn handle_append_entries(&mut self, from: &PeerId, ae: AppendEntries) {
+        // settle_term made our term equal to the message's.
+        if self.role != Role::Follower || self.leader.as_ref() != Some(from) {
+            if self.role == Role::Leader {
+                log::error!(
+                    "{}: two leaders in term {}: AppendEntries from {from}",
+                    self.cfg.id,
+                    self.term
+                );
+                return;
+            }
+            let term = self.term;
+            self.become_follower(term, Some(from.clone()));
+        }
+        self.leader_contact = Some(self.now.mono);
+        self.reset_election_timer();
+
+        let outcome = self.accept_entries(&ae);
+        let resp = AppendResponse {
+            term: self.term,
+            outcome,
+        };
+        // Held until the appended entries (and our term) are durable.
+        self.send_after_durable(from.clone(), Message::AppendResponse(resp));
+    }
+
+    /// Checks the log matches at the request's previous index, then appends what is new.
+    fn accept_entries(&mut self, ae: &AppendEntries) -> AppendOutcome {
+        let mut prev = ae.prev_log_index;
+        let mut entries = &ae.entries[..];
+        if prev < self.log.start() {
+            // The start of the request is covered by our snapshot, hence committed and matching.
+            let skip = (self.log.start().0 - prev.0).min(entries.len() as u64) as usize;
+            entries = &entries[skip..];
+            prev = prev.plus(skip as u64);
+            if prev < self.log.start() {
+                return AppendOutcome::Success {
+                    match_index: self.log.start(),
+                };
+            }
+        }
+        match self.log.term_at(prev) {
+            Some(t) if t == ae.prev_log_term => {}
+            Some(t) => {
+                return AppendOutcome::Conflict {
+                    rejected: ae.prev_log_index,
+                    hint_term: t,
+                    hint_index: self.log.first_index_of_term_run(prev, t),
+                }
+            }
+            None => {
+                return AppendOutcome::Conflict {
+                    rejected: ae.prev_log_index,
+                    hint_term: Term(0),
+                    hint_index: self.log.last_index().next(),
+                }
+            }
+        }
+        // Skip what we already hold; a stale or duplicated request must not cut a longer log.
+        let mut first_new = entries.len();
+        for (k, e) in entries.iter().enumerate() {
+            let idx = prev.plus(k as u64 + 1);
+            if self.log.term_at(idx) != Some(e.term()) {
+                first_new = k;
+                break;
+            }
+        }
+        if first_new < entries.len() {
+            let from = prev.plus(first_new as u64 + 1);
+            self.replace_log_suffix(from, &entries[first_new..]);
+        }
+        let last_new = prev.plus(entries.len() as u64);
+        self.set_commit(ae.leader_commit.min(last_new).max(self.commit));
+        AppendOutcome::Success {
+            match_index: last_new,
+        }
+    }
+
+    pub(super) fn handle_append_response(&mut self, from: &PeerId, resp: AppendResponse) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let now = self.now.mono;
+        let next_hint = match &resp.outcome {
+            AppendOutcome::Conflict {
+                hint_term,
+                hint_index,
+                ..
+            } => self.next_after_conflict(*hint_term, *hint_index),
+            AppendOutcome::Success { .. } => LogIndex::ZERO,
+        };
+        let last = self.log.last_index();
+        let l = self.leader_state();
+        let Some(pr) = l.progress.get_mut(from) else {
+            return;
+        };
+        pr.recent_active = true;
+        match resp.outcome {
+            AppendOutcome::Success { match_index } => {
+                if match_index > last {
+                    log::error!(
+                        "{}: {from} claims to match {match_index} beyond our last {last}; ignored",
+                        self.cfg.id
+                    );
+                    return;
+                }
+                if pr.acknowledged(match_index, now) {
+                    self.maybe_commit();
+                }
+            }
+            AppendOutcome::Conflict { rejected, .. } => {
+                if !pr.refused(rejected, next_hint, now) {
+                    return;
+                }
+            }
+        }
+        self.send_appends_to(from);
+    }
+
+    /// Where to resume after a follower's conflict hint: past the leader's last entry of the
+    /// follower's conflicting term if the leader has that term, else at the follower's first
+    /// index of it.
+    fn next_after_conflict(&self, hint_term: Term, hint_index: LogIndex) -> LogIndex {
+        if hint_term == Term(0) {
+            return hint_index;
+        }
+        match self.log.last_index_of_term(hint_term) {
+            Some(i) => i.next(),
+            None => hint_index,
+        }
+    }
+
+    /// Sends to `peer` as much as its flow-control window allows.
+    pub(super) fn send_appends_to(&mut self, peer: &PeerId) {
+        let max_msgs = self.cfg.max_inflight_msgs;
+        let max_bytes = self.cfg.max_inflight_bytes;
+        loop {
+            let RoleState::Leader(l) = &self.state else {
+                return;
+            };
+            let Some(pr) = l.progress.get(peer) else {
+                return;
+            };
+            if !pr.can_send(max_msgs, max_bytes) {
+                return;
+            }
+            let next = pr.next_index;
+            let probing = matches!(pr.state, ReplicationState::Probe { .. });
+            if !probing && next > self.log.last_index() {
+                return;
+            }
+            let entries =
+                self.log
+                    .slice(next, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
+            let bytes: usize = entries.iter().map(|e| e.len()).sum();
+            let prev = next.prev();
+            let Some(prev_term) = self.log.term_at(prev) else {
+                // Needs a snapshot, which arrives with log compaction.
+                log::warn!("{}: {peer} needs entries before our log start", self.cfg.id);
+                return;
+            };
+            let last = prev.plus(entries.len() as u64);
+            let ae = AppendEntries {
+                term: self.term,
+                prev_log_index: prev,
+                prev_log_term: prev_term,
+                leader_commit: self.commit,
+                entries,
+            };
+            self.leader_state()
+                .progress
+                .get_mut(peer)
+                .expect("checked above")
+                .sent(last, bytes);
+            self.outputs
+                .push_back(Output::Send(peer.clone(), Message::AppendEntries(ae)));
+            if probing {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn broadcast_append(&mut self) {
+        for peer in self.other_voters() {
+            self.send_appends_to(&peer);
+        }
+    }
+
+    /// Heartbeats keep followers' election timers quiet and carry the commit index; a probe
+    /// that went unanswered is sent again, and a pipeline that stalled is restarted.
+    pub(super) fn heartbeat(&mut self) {
+        let now = self.now.mono;
+        let interval = self.cfg.heartbeat_interval_ms;
+        let stall = self.cfg.replication_timeout_ms;
+        let term = self.term;
+        let commit = self.commit;
+        let l = self.leader_state();
+        l.heartbeat_due = now.plus_ms(interval);
+        let mut plain = Vec::new();
+        let mut resend = Vec::new();
+        for (peer, pr) in l.progress.iter_mut() {
+            match pr.state {
+                ReplicationState::Probe { .. } => {
+                    pr.unpause();
+                    resend.push(peer.clone());
+                }
+                ReplicationState::Replicate => {
+                    if pr.has_inflight() && now.since(pr.last_ack) >= stall {
+                        pr.become_probe(now);
+                        resend.push(peer.clone());
+                    } else {
+                        // At the known match point, so it cannot be refused and upsets no
+                        // pipeline; the commit is capped by what the follower is known to hold.
+                        plain.push((peer.clone(), pr.match_index));
+                    }
+                }
+            }
+        }
+        for (peer, m) in plain {
+            let ae = AppendEntries {
+                term,
+                prev_log_index: m,
+                prev_log_term: self.log.term_at(m).unwrap_or(Term(0)),
+                leader_commit: commit.min(m),
+                entries: Vec::new(),
+            };
+            self.outputs
+                .push_back(Output::Send(peer, Message::AppendEntries(ae)));
+        }
+        for peer in resend {
+            self.send_appends_to(&peer);
+        }
+    }
+
+    /// Advances the commit index to the highest index a majority holds durably, but only by
+    /// counting an entry of the current term (Raft 5.4.2).
+    pub(super) fn maybe_commit(&mut self) {
+        let RoleState::Leader(l) = &self.state else {
+            return;
+        };
+        let mut matched: Vec<LogIndex> = l.progress.values().map(|p| p.match_index).collect();
+        matched.push(self.log.durable());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.quorum() - 1];
+        if candidate <= self.commit || self.log.term_at(candidate) != Some(self.term) {
+            return;
+        }
+        self.set_commit(candidate);
+        let commit = self.commit;
+        let l = self.leader_state();
+        let rest = l.waiting.split_off(&commit.next());
+        let done = std::mem::replace(&mut l.waiting, rest);
+        for (index, id) in done {
+            self.reply(id, ClientResult::Committed { index });
+        }
+    }
+}

@@ -1,0 +1,719 @@
+//! Rule-by-rule tests of the node, on the in-memory cluster of `testkit`.
+
+use crate::testkit::Cluster;
+use crate::*;
+
+fn entry(term: u64) -> Entry {
+    Entry::new(RequestId::ZERO, EntryType::State, Term(term), b"x")
+}
+
+fn entries(terms: &[u64]) -> Vec<Entry> {
+    terms.iter().map(|&t| entry(t)).collect()
+}
+
+fn recovered(term: u64, terms: &[u64]) -> Recovered {
+    Recovered {
+        hard_state: HardState {
+            term: Term(term),
+            voted_for: None,
+        },
+        entries: entries(terms),
+        ..Default::default()
+    }
+}
+
+fn committed(c: &Cluster, i: usize) -> LogIndex {
+    c.node(i).commit_index()
+}
+
+/// Sends `msg` to `node` and returns what it emits (the node's outputs, drained).
+fn step_and_drain(node: &mut Node, now: Now, from: &str, msg: Message) -> Vec<Output> {
+    node.step(now, &PeerId::new(from), msg);
+    std::iter::from_fn(|| node.poll_output()).collect()
+}
+
+fn sends(outs: &[Output]) -> Vec<&Message> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send(_, m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_write(outs: &[Output]) -> Option<WriteId> {
+    outs.iter().rev().find_map(|o| match o {
+        Output::Write(w, _) => Some(*w),
+        _ => None,
+    })
+}
+
+fn three_node(id: &str) -> Node {
+    let cfg = Config::new(PeerId::new(id), vec!["a".into(), "b".into(), "c".into()]);
+    Node::new(cfg, Recovered::default(), 7, Now::new(0, 1_700_000_000))
+}
+
+#[test]
+fn single_node_elects_itself_and_commits_its_checkpoint() {
+    let mut c = Cluster::new(1);
+    let leader = c.elect();
+    assert_eq!(leader, c.id(0));
+    assert_eq!(c.node(0).term(), Term(1));
+    assert_eq!(c.node(0).last_index(), LogIndex(1));
+    assert_eq!(committed(&c, 0), LogIndex(1));
+    assert_eq!(
+        c.node(0).entry(LogIndex(1)).unwrap().kind(),
+        EntryType::Checkpoint
+    );
+}
+
+#[test]
+fn three_nodes_elect_one_leader_and_replicate() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    for n in 0..100 {
+        let rid = c.request_id(n);
+        c.propose(&leader, rid, format!("v{n}").as_bytes());
+    }
+    c.advance(100);
+    for i in 0..3 {
+        assert_eq!(committed(&c, i), LogIndex(101), "peer {i}");
+        assert_eq!(c.applied[&c.id(i)].len(), 101);
+    }
+    let first = &c.applied[&c.id(0)];
+    for i in 1..3 {
+        assert_eq!(
+            &c.applied[&c.id(i)],
+            first,
+            "peer {i} applied other entries"
+        );
+    }
+    let done = c
+        .replies
+        .iter()
+        .filter(|(_, _, r)| matches!(r, ClientResult::Committed { .. }))
+        .count();
+    assert_eq!(done, 100);
+    assert_eq!(c.leaders().len(), 1);
+}
+
+#[test]
+fn follower_refuses_proposals_naming_the_leader() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let follower = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    let rid = c.request_id(1);
+    c.propose(&follower, rid, b"x");
+    let (_, id, res) = c.replies.last().unwrap();
+    assert_eq!(*id, rid);
+    assert_eq!(
+        *res,
+        ClientResult::NotLeader {
+            leader: Some(leader)
+        }
+    );
+}
+
+#[test]
+fn a_repeated_request_id_is_appended_once() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let rid = c.request_id(9);
+    c.auto_sync = false;
+    c.propose(&leader, rid, b"once");
+    let first_index = c.nodes[&leader].last_index();
+    // Retried before it commits: answered with the first copy's index, nothing appended.
+    c.propose(&leader, rid, b"once");
+    assert_eq!(c.nodes[&leader].last_index(), first_index);
+    assert_eq!(
+        c.replies.last().unwrap().2,
+        ClientResult::Accepted { index: first_index }
+    );
+    c.auto_sync = true;
+    c.advance(100);
+    // Retried after it committed: the committed index of the first copy.
+    c.propose(&leader, rid, b"once");
+    assert_eq!(c.nodes[&leader].last_index(), first_index);
+    assert_eq!(
+        c.replies.last().unwrap().2,
+        ClientResult::Committed { index: first_index }
+    );
+    let copies = c.applied[&leader]
+        .iter()
+        .filter(|e| e.request_id() == rid)
+        .count();
+    assert_eq!(copies, 1);
+}
+
+#[test]
+fn a_new_leader_still_deduplicates_ids_it_learnt_as_follower() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let rid = c.request_id(5);
+    c.propose(&leader, rid, b"x");
+    c.advance(100);
+    let index = c.nodes[&leader].last_index();
+    c.crash(&leader);
+    let new_leader = c.elect();
+    assert_ne!(new_leader, leader);
+    c.propose(&new_leader, rid, b"x");
+    assert_eq!(
+        c.replies.last().unwrap().2,
+        ClientResult::Committed { index }
+    );
+}
+
+#[test]
+fn request_ids_expire_by_their_timestamp() {
+    let mut c = Cluster::new(1);
+    let leader = c.elect();
+    let rid = c.request_id(1);
+    c.propose(&leader, rid, b"x");
+    c.advance(10);
+    assert_eq!(c.nodes[&leader].remembered_request_ids(), 1);
+    let ttl = c.nodes[&leader].config().request_id_ttl_secs;
+    c.unix_secs += ttl + 1;
+    c.advance(100);
+    // Forgotten, and a retry is refused rather than applied twice.
+    assert_eq!(c.nodes[&leader].remembered_request_ids(), 0);
+    c.propose(&leader, rid, b"x");
+    assert_eq!(c.replies.last().unwrap().2, ClientResult::Expired);
+    let future = RequestId::from_parts((c.unix_secs + 2 * 3600) as u32, [0; 3], 1, 1);
+    c.propose(&leader, future, b"x");
+    assert_eq!(c.replies.last().unwrap().2, ClientResult::InFuture);
+}
+
+#[test]
+fn oversized_proposals_are_refused() {
+    let mut c = Cluster::with_config(1, |cfg| cfg.max_entry_bytes = 10);
+    let leader = c.elect();
+    let rid = c.request_id(1);
+    c.propose(&leader, rid, &[0; 11]);
+    assert_eq!(
+        c.replies.last().unwrap().2,
+        ClientResult::TooLarge { size: 11, max: 10 }
+    );
+}
+
+#[test]
+fn pre_vote_keeps_a_partitioned_peer_from_inflating_terms() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let term = c.nodes[&leader].term();
+    let loner = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    c.isolate(&loner);
+    c.advance(5_000);
+    // Many election timeouts passed, yet the loner never raised its term.
+    assert_eq!(c.nodes[&loner].term(), term);
+    assert_eq!(c.nodes[&loner].role(), Role::PreCandidate);
+    c.heal();
+    c.advance(1_000);
+    assert_eq!(c.leaders(), vec![leader.clone()]);
+    assert_eq!(
+        c.nodes[&leader].term(),
+        term,
+        "the healthy leader was deposed"
+    );
+    assert_eq!(c.nodes[&loner].leader(), Some(&leader));
+}
+
+#[test]
+fn a_vote_request_inside_the_leader_lease_is_ignored() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let follower = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    let other = c
+        .ids
+        .iter()
+        .find(|p| **p != leader && **p != follower)
+        .unwrap()
+        .clone();
+    let term = c.nodes[&leader].term();
+    let rv = RequestVote {
+        term: Term(term.0 + 5),
+        last_log_index: LogIndex(100),
+        last_log_term: Term(term.0 + 4),
+        pre_vote: false,
+    };
+    c.deliver(other, follower.clone(), Message::RequestVote(rv));
+    assert_eq!(c.nodes[&follower].term(), term);
+    assert_eq!(c.nodes[&follower].leader(), Some(&leader));
+}
+
+#[test]
+fn check_quorum_makes_an_isolated_leader_step_down() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.isolate(&leader);
+    c.advance(1_000);
+    assert_ne!(c.nodes[&leader].role(), Role::Leader);
+    let others: Vec<_> = c.leaders();
+    assert_eq!(others.len(), 1);
+    assert_ne!(others[0], leader);
+}
+
+#[test]
+fn a_stale_leader_steps_down_and_loses_its_uncommitted_entries() {
+    let mut c = Cluster::with_config(3, |cfg| {
+        // Keep the old leader in place long enough to take a doomed proposal.
+        cfg.election_timeout_min_ms = 1_000;
+        cfg.election_timeout_max_ms = 2_000;
+    });
+    let old = c.elect();
+    let old_term = c.nodes[&old].term();
+    c.isolate(&old);
+    let rid = c.request_id(77);
+    c.propose(&old, rid, b"doomed");
+    let doomed_index = c.nodes[&old].last_index();
+    // The other two elect a leader of a higher term.
+    let others: Vec<PeerId> = c.ids.iter().filter(|p| **p != old).cloned().collect();
+    for _ in 0..100 {
+        c.advance(100);
+        if others.iter().any(|p| c.nodes[p].role() == Role::Leader) {
+            break;
+        }
+    }
+    let new = others
+        .iter()
+        .find(|p| c.nodes[*p].role() == Role::Leader)
+        .expect("a new leader")
+        .clone();
+    assert!(c.nodes[&new].term() > old_term);
+    let rid2 = c.request_id(78);
+    c.propose(&new, rid2, b"kept");
+    c.advance(100);
+    c.heal();
+    c.advance(500);
+    assert_eq!(c.leaders(), vec![new.clone()]);
+    let e = c.nodes[&old].entry(doomed_index).unwrap();
+    assert_ne!(e.request_id(), rid, "the uncommitted entry survived");
+    assert!(c.applied[&old].iter().any(|e| e.request_id() == rid2));
+    assert!(!c.applied[&old].iter().any(|e| e.request_id() == rid));
+}
+
+#[test]
+fn a_candidate_with_a_shorter_log_is_denied() {
+    let cfg = Config::new(PeerId::new("a"), vec!["a".into(), "b".into(), "c".into()]);
+    let mut node = Node::new(cfg, recovered(2, &[1, 2, 2]), 1, Now::new(0, 0));
+    let shorter = RequestVote {
+        term: Term(3),
+        last_log_index: LogIndex(2),
+        last_log_term: Term(2),
+        pre_vote: false,
+    };
+    let outs = step_and_drain(
+        &mut node,
+        Now::new(0, 0),
+        "b",
+        Message::RequestVote(shorter),
+    );
+    // The term is adopted (a write), the vote refused.
+    let w = last_write(&outs).expect("term persisted");
+    node.persisted(w);
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let msgs = sends(&outs);
+    assert!(matches!(
+        msgs[..],
+        [Message::VoteResponse(VoteResponse { granted: false, .. })]
+    ));
+    assert_eq!(node.term(), Term(3));
+    assert_eq!(node.voted_for(), None);
+    // A lower last term loses even with a longer log.
+    let older = RequestVote {
+        term: Term(3),
+        last_log_index: LogIndex(10),
+        last_log_term: Term(1),
+        pre_vote: false,
+    };
+    let outs = step_and_drain(&mut node, Now::new(0, 0), "c", Message::RequestVote(older));
+    assert!(matches!(
+        sends(&outs)[..],
+        [Message::VoteResponse(VoteResponse { granted: false, .. })]
+    ));
+    // An up-to-date candidate wins the vote, once, and only after the vote is durable.
+    let good = RequestVote {
+        term: Term(3),
+        last_log_index: LogIndex(3),
+        last_log_term: Term(2),
+        pre_vote: false,
+    };
+    let outs = step_and_drain(
+        &mut node,
+        Now::new(0, 0),
+        "c",
+        Message::RequestVote(good.clone()),
+    );
+    assert!(sends(&outs).is_empty(), "vote left before it was durable");
+    node.persisted(last_write(&outs).unwrap());
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    assert!(matches!(
+        sends(&outs)[..],
+        [Message::VoteResponse(VoteResponse { granted: true, .. })]
+    ));
+    let outs = step_and_drain(&mut node, Now::new(0, 0), "b", Message::RequestVote(good));
+    assert!(
+        matches!(
+            sends(&outs)[..],
+            [Message::VoteResponse(VoteResponse { granted: false, .. })]
+        ),
+        "two votes in one term"
+    );
+    assert_eq!(node.voted_for(), Some(&PeerId::new("c")));
+}
+
+#[test]
+fn an_append_is_acknowledged_only_once_durable() {
+    let mut node = three_node("b");
+    let ae = AppendEntries {
+        term: Term(1),
+        prev_log_index: LogIndex(0),
+        prev_log_term: Term(0),
+        leader_commit: LogIndex(0),
+        entries: entries(&[1, 1]),
+    };
+    let outs = step_and_drain(&mut node, Now::new(0, 0), "a", Message::AppendEntries(ae));
+    assert!(sends(&outs).is_empty(), "acknowledged before durable");
+    let writes: Vec<_> = outs
+        .iter()
+        .filter(|o| matches!(o, Output::Write(..)))
+        .collect();
+    assert_eq!(writes.len(), 2, "hard state and log");
+    node.persisted(last_write(&outs).unwrap());
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    assert_eq!(
+        sends(&outs),
+        vec![&Message::AppendResponse(AppendResponse {
+            term: Term(1),
+            outcome: AppendOutcome::Success {
+                match_index: LogIndex(2)
+            }
+        })]
+    );
+}
+
+#[test]
+fn a_leader_counts_its_own_entry_only_once_durable() {
+    let mut c = Cluster::new(1);
+    let leader = c.elect();
+    c.auto_sync = false;
+    let rid = c.request_id(1);
+    c.propose(&leader, rid, b"x");
+    c.advance(10);
+    assert_eq!(c.nodes[&leader].commit_index(), LogIndex(1));
+    c.sync(&leader);
+    assert_eq!(c.nodes[&leader].commit_index(), LogIndex(2));
+}
+
+#[test]
+fn a_candidate_counts_its_own_vote_only_once_durable() {
+    let mut c = Cluster::new(1);
+    c.auto_sync = false;
+    c.advance(1_000);
+    let id = c.id(0);
+    assert_eq!(c.nodes[&id].role(), Role::Candidate);
+    c.sync(&id);
+    assert_eq!(c.nodes[&id].role(), Role::Leader);
+}
+
+#[test]
+fn conflict_hint_names_the_conflicting_term_and_its_first_index() {
+    let cfg = Config::new(PeerId::new("b"), vec!["a".into(), "b".into(), "c".into()]);
+    let mut node = Node::new(cfg, recovered(3, &[1, 2, 2, 2, 3]), 1, Now::new(0, 0));
+    let probe = |prev: u64, prev_term: u64| {
+        Message::AppendEntries(AppendEntries {
+            term: Term(4),
+            prev_log_index: LogIndex(prev),
+            prev_log_term: Term(prev_term),
+            leader_commit: LogIndex(0),
+            entries: vec![],
+        })
+    };
+    let mut answer = |msg| {
+        let outs = step_and_drain(&mut node, Now::new(0, 0), "a", msg);
+        if let Some(w) = last_write(&outs) {
+            node.persisted(w);
+        }
+        let outs: Vec<Output> = outs
+            .into_iter()
+            .chain(std::iter::from_fn(|| node.poll_output()))
+            .collect();
+        match sends(&outs)[..] {
+            [Message::AppendResponse(r)] => r.outcome.clone(),
+            ref other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        answer(probe(4, 4)),
+        AppendOutcome::Conflict {
+            rejected: LogIndex(4),
+            hint_term: Term(2),
+            hint_index: LogIndex(2)
+        }
+    );
+    assert_eq!(
+        answer(probe(9, 4)),
+        AppendOutcome::Conflict {
+            rejected: LogIndex(9),
+            hint_term: Term(0),
+            hint_index: LogIndex(6)
+        }
+    );
+    assert_eq!(
+        answer(probe(5, 3)),
+        AppendOutcome::Success {
+            match_index: LogIndex(5)
+        }
+    );
+}
+
+#[test]
+fn a_stale_append_never_truncates_a_longer_matching_log() {
+    let mut node = three_node("b");
+    let ae = |n: usize| {
+        Message::AppendEntries(AppendEntries {
+            term: Term(1),
+            prev_log_index: LogIndex(0),
+            prev_log_term: Term(0),
+            leader_commit: LogIndex(0),
+            entries: entries(&vec![1; n]),
+        })
+    };
+    let outs = step_and_drain(&mut node, Now::new(0, 0), "a", ae(3));
+    node.persisted(last_write(&outs).unwrap());
+    while node.poll_output().is_some() {}
+    // A delayed copy of an earlier, shorter append arrives late.
+    let outs = step_and_drain(&mut node, Now::new(0, 0), "a", ae(1));
+    assert_eq!(node.last_index(), LogIndex(3));
+    assert!(matches!(
+        sends(&outs)[..],
+        [Message::AppendResponse(AppendResponse {
+            outcome: AppendOutcome::Success {
+                match_index: LogIndex(1)
+            },
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn raft_messages_from_non_members_are_dropped() {
+    let mut node = three_node("b");
+    let ae = AppendEntries {
+        term: Term(9),
+        prev_log_index: LogIndex(0),
+        prev_log_term: Term(0),
+        leader_commit: LogIndex(0),
+        entries: entries(&[9]),
+    };
+    let outs = step_and_drain(
+        &mut node,
+        Now::new(0, 0),
+        "stranger",
+        Message::AppendEntries(ae),
+    );
+    assert!(outs.is_empty());
+    assert_eq!(node.term(), Term(0));
+    assert_eq!(node.last_index(), LogIndex(0));
+}
+
+#[test]
+fn a_learner_never_campaigns() {
+    let cfg = Config::new(PeerId::new("d"), vec!["a".into(), "b".into(), "c".into()]);
+    let mut node = Node::new(cfg, Recovered::default(), 1, Now::new(0, 0));
+    for t in 1..100 {
+        node.tick(Now::new(t * 1000, 0));
+        while let Some(o) = node.poll_output() {
+            assert!(!matches!(o, Output::Send(..)), "learner sent {o:?}");
+        }
+    }
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.term(), Term(0));
+}
+
+#[test]
+fn split_votes_resolve() {
+    let mut c = Cluster::new(4);
+    // Put p1 and p2 into candidacy for the same term before anyone hears from the other.
+    let (p1, p2, p3, p4) = (c.id(0), c.id(1), c.id(2), c.id(3));
+    c.now_ms = 1_000;
+    let now = c.now();
+    for p in [&p1, &p2] {
+        c.nodes.get_mut(p).unwrap().tick(now);
+        c.drain(p);
+    }
+    // Pre-votes granted all round, making both candidates in term 1.
+    while let Some((from, to, msg)) = c.net.pop_front() {
+        if matches!(&msg, Message::RequestVote(rv) if !rv.pre_vote) {
+            c.net.push_front((from, to, msg));
+            break;
+        }
+        c.deliver(from, to, msg);
+    }
+    assert_eq!(c.nodes[&p1].role(), Role::Candidate);
+    assert_eq!(c.nodes[&p2].role(), Role::Candidate);
+    // p3 hears p1 first, p4 hears p2 first: two votes each, no majority of four.
+    let mut msgs: Vec<_> = c.net.drain(..).collect();
+    msgs.sort_by_key(|(from, to, _)| {
+        let first = (from == &p1 && to == &p3) || (from == &p2 && to == &p4);
+        !first
+    });
+    for (from, to, msg) in msgs {
+        c.deliver(from, to, msg);
+    }
+    c.deliver_all();
+    assert!(c.leaders().is_empty(), "the vote was meant to split");
+    assert_eq!(c.nodes[&p3].voted_for(), Some(&p1));
+    assert_eq!(c.nodes[&p4].voted_for(), Some(&p2));
+    // Randomized timeouts break the tie.
+    let leader = c.elect();
+    assert!(c.nodes[&leader].term() >= Term(2));
+}
+
+/// Figure 7 of the Raft paper: a leader of term 8 and six followers with missing, extra and
+/// conflicting entries. After replication every log equals the leader's.
+#[test]
+fn figure_7_logs_converge_to_the_leaders() {
+    let logs: [&[u64]; 7] = [
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6],       // leader
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6],          // a: missing one
+        &[1, 1, 1, 4],                         // b: missing many
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],    // c: one extra
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7], // d: extra of a later term
+        &[1, 1, 1, 4, 4, 4, 4],                // e: conflicting term 4 run
+        &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],    // f: conflicting terms 2 and 3
+    ];
+    let mut c = Cluster::new(7);
+    for (i, log) in logs.iter().enumerate() {
+        let id = c.id(i);
+        c.crash(&id);
+        let disk = c.disks.get_mut(&id).unwrap();
+        disk.log = entries(log);
+        disk.hard_state.term = Term(7);
+        c.restart(&id);
+    }
+    // Only the leader's timer fires; everyone else just answers.
+    let leader = c.id(0);
+    let mut rounds = 0;
+    while c.nodes[&leader].role() != Role::Leader {
+        rounds += 1;
+        assert!(rounds < 50, "leader not elected");
+        c.now_ms = c.nodes[&leader].next_deadline().0;
+        let now = c.now();
+        c.nodes.get_mut(&leader).unwrap().tick(now);
+        c.deliver_all();
+    }
+    assert_eq!(c.nodes[&leader].term(), Term(8));
+    // Replicate with heartbeats driven by the leader alone.
+    for _ in 0..20 {
+        c.now_ms = c.nodes[&leader].next_deadline().0;
+        let now = c.now();
+        c.nodes.get_mut(&leader).unwrap().tick(now);
+        c.deliver_all();
+    }
+    let expect: Vec<Term> = (1..=11)
+        .map(|i| c.nodes[&leader].term_at(LogIndex(i)).unwrap())
+        .collect();
+    assert_eq!(expect.last(), Some(&Term(8)), "checkpoint of term 8");
+    for i in 1..7 {
+        let n = c.node(i);
+        let got: Vec<Term> = (1..=n.last_index().0)
+            .map(|k| n.term_at(LogIndex(k)).unwrap())
+            .collect();
+        assert_eq!(got, expect, "follower {i}");
+        assert_eq!(n.commit_index(), LogIndex(11));
+    }
+}
+
+/// Figure 8: an entry of an earlier term replicated on a majority must not be committed by
+/// counting replicas; only the commit of a current-term entry commits it.
+#[test]
+fn figure_8_old_term_entries_commit_only_through_a_current_term_entry() {
+    let mut c = Cluster::with_config(5, |cfg| cfg.max_batch_entries = 1);
+    let logs: [&[u64]; 5] = [&[1, 2], &[1, 2], &[1], &[1], &[1, 3]];
+    for (i, log) in logs.iter().enumerate() {
+        let id = c.id(i);
+        c.crash(&id);
+        let disk = c.disks.get_mut(&id).unwrap();
+        disk.log = entries(log);
+        disk.hard_state.term = Term(3);
+        c.restart(&id);
+    }
+    // Only s1's timer fires; the check runs after every single delivery, from the election on.
+    let s1 = c.id(0);
+    let mut saw_old_entry_on_majority = false;
+    for _ in 0..40 {
+        c.now_ms = c.nodes[&s1].next_deadline().0;
+        let now = c.now();
+        c.nodes.get_mut(&s1).unwrap().tick(now);
+        c.drain_all();
+        while let Some((f, t, m)) = c.net.pop_front() {
+            c.deliver(f, t, m);
+            let holding = |idx: u64, term: u64| {
+                c.nodes
+                    .values()
+                    .filter(|n| {
+                        n.durable_index() >= LogIndex(idx)
+                            && n.term_at(LogIndex(idx)) == Some(Term(term))
+                    })
+                    .count()
+            };
+            let commit = c.nodes[&s1].commit_index();
+            if holding(2, 2) >= 3 && holding(3, 4) < 3 {
+                saw_old_entry_on_majority = true;
+                assert!(
+                    commit < LogIndex(2),
+                    "committed an old-term entry by counting replicas"
+                );
+            }
+            if commit >= LogIndex(2) {
+                assert!(holding(3, 4) >= 3);
+            }
+        }
+    }
+    assert_eq!(c.nodes[&s1].term(), Term(4));
+    assert!(saw_old_entry_on_majority, "scenario did not arise");
+    assert_eq!(c.nodes[&s1].commit_index(), LogIndex(3));
+}
+
+#[test]
+fn a_restarted_peer_recovers_its_term_vote_and_log() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    for n in 0..10 {
+        let rid = c.request_id(n);
+        c.propose(&leader, rid, b"v");
+    }
+    c.advance(100);
+    let term = c.nodes[&leader].term();
+    c.crash(&leader);
+    c.restart(&leader);
+    let n = &c.nodes[&leader];
+    assert_eq!(n.term(), term);
+    assert_eq!(n.voted_for(), Some(&leader));
+    assert_eq!(n.last_index(), LogIndex(11));
+    assert_eq!(n.remembered_request_ids(), 10);
+    // It re-applies everything once it learns the commit index again.
+    c.elect();
+    c.advance(200);
+    assert_eq!(c.applied[&leader].len(), 11 + c.leaders().len() - 1 + 1);
+}
+
+#[test]
+fn same_seed_same_outputs() {
+    let run = || {
+        let mut c = Cluster::new(5);
+        let leader = c.elect();
+        for n in 0..20 {
+            let rid = c.request_id(n);
+            c.propose(&leader, rid, b"v");
+        }
+        c.advance(500);
+        (
+            leader,
+            c.delivered,
+            c.nodes[&c.id(0)].term(),
+            c.replies.len(),
+        )
+    };
+    assert_eq!(run(), run());
+}

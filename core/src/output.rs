@@ -1,0 +1,57 @@
+//! What the core asks its driver to do.
+
+use crate::entry::{Entry, RequestId};
+use crate::message::Message;
+use crate::persist::Write;
+use crate::types::{LogIndex, PeerId, Term, WriteId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Follower,
+    /// Asking for pre-votes; the term has not been raised.
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// The answer to a client proposal, keyed by its request id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientResult {
+    /// The update is in the leader's log at `index`, not yet committed. A final result follows.
+    Accepted { index: LogIndex },
+    /// Committed at `index` (the index of the first copy, for a repeated request id).
+    Committed { index: LogIndex },
+    /// This peer is not the leader; retry with the one named, if known.
+    NotLeader { leader: Option<PeerId> },
+    /// The request id's timestamp is older than the TTL: final, the update is refused.
+    Expired,
+    /// The request id's timestamp lies too far in the future (client clock skew).
+    InFuture,
+    /// The payload exceeds the configured maximum entry size.
+    TooLarge { size: usize, max: usize },
+}
+
+/// One thing for the driver to do. Drain with `Node::poll_output` after every input, and carry
+/// each out in the order received:
+///
+/// * `Write`: perform writes in `WriteId` order and report `Node::persisted(id)` once durable
+///   (fsynced). One report covers every earlier write, so group commit is free.
+/// * `Send`: send at once. Nothing that depends on an unsynced write is ever emitted.
+/// * `Apply`: committed entries, contiguous and in order, ready for the state machine.
+/// * `Reply`: answer the client waiting on that request id.
+/// * `Changed`: role, term or leader changed (for logs, monitors and clients).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Write(WriteId, Write),
+    Send(PeerId, Message),
+    Apply {
+        first: LogIndex,
+        entries: Vec<Entry>,
+    },
+    Reply(RequestId, ClientResult),
+    Changed {
+        role: Role,
+        term: Term,
+        leader: Option<PeerId>,
+    },
+}
