@@ -1,0 +1,214 @@
+//! The invariants checked while a scenario runs. Each returns a `Violation` naming the rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use zmq_raft_core::{Entry, EntryType, LogIndex, Node, RequestId, Term};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+fn violation(invariant: &'static str, detail: String) -> Result<(), Violation> {
+    Err(Violation { invariant, detail })
+}
+
+#[derive(Default)]
+pub struct Checker {
+    leaders: BTreeMap<Term, usize>,
+    /// The one applied history every peer must follow.
+    canonical: Vec<Entry>,
+    applied_ids: BTreeSet<RequestId>,
+    /// Request ids acknowledged to clients as committed, with the index given.
+    acked: BTreeMap<RequestId, LogIndex>,
+    commit: Vec<LogIndex>,
+}
+
+impl Checker {
+    pub fn new(peers: usize) -> Checker {
+        Checker {
+            commit: vec![LogIndex(0); peers],
+            ..Default::default()
+        }
+    }
+
+    pub fn committed_len(&self) -> u64 {
+        self.canonical.len() as u64
+    }
+
+    /// At most one leader per term; a new leader holds every entry known committed.
+    pub fn on_leader(&mut self, peer: usize, node: &Node) -> Result<(), Violation> {
+        let term = node.term();
+        if let Some(&other) = self.leaders.get(&term) {
+            if other != peer {
+                return violation(
+                    "one leader per term",
+                    format!("peers {other} and {peer} both lead term {term}"),
+                );
+            }
+        }
+        self.leaders.insert(term, peer);
+        for (i, e) in self.canonical.iter().enumerate() {
+            let idx = LogIndex(i as u64 + 1);
+            if node.entry(idx) != Some(e) {
+                return violation(
+                    "leader completeness",
+                    format!(
+                        "leader {peer} of term {term} lacks committed entry {idx} ({e:?}); has {:?}",
+                        node.entry(idx)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A peer applied entries: they must agree with what anyone applied at those indexes, and
+    /// no request id may be applied twice.
+    pub fn on_apply(
+        &mut self,
+        peer: usize,
+        first: LogIndex,
+        entries: &[Entry],
+    ) -> Result<(), Violation> {
+        for (k, e) in entries.iter().enumerate() {
+            let idx = first.0 as usize + k;
+            if idx <= self.canonical.len() {
+                if &self.canonical[idx - 1] != e {
+                    return violation(
+                        "state machine safety",
+                        format!(
+                            "peer {peer} applied {e:?} at {idx} where {:?} was applied before",
+                            self.canonical[idx - 1]
+                        ),
+                    );
+                }
+                continue;
+            }
+            if idx != self.canonical.len() + 1 {
+                return violation(
+                    "applied in order",
+                    format!("peer {peer} applied {idx} past {}", self.canonical.len()),
+                );
+            }
+            let rid = e.request_id();
+            if e.kind() == EntryType::State && !rid.is_zero() && !self.applied_ids.insert(rid) {
+                return violation(
+                    "request applied once",
+                    format!("request id {rid} applied again at index {idx}"),
+                );
+            }
+            if let Some(&acked) = self.acked.get(&rid) {
+                if acked.0 as usize != idx {
+                    return violation(
+                        "acknowledged never lost",
+                        format!("request {rid} acknowledged at {acked} but applied at {idx}"),
+                    );
+                }
+            }
+            self.canonical.push(e.clone());
+        }
+        Ok(())
+    }
+
+    /// A client was told `rid` committed at `index`.
+    pub fn on_ack(&mut self, rid: RequestId, index: LogIndex) -> Result<(), Violation> {
+        if let Some(e) = self.canonical.get(index.0.wrapping_sub(1) as usize) {
+            if e.request_id() != rid {
+                return violation(
+                    "acknowledged never lost",
+                    format!("request {rid} acknowledged at {index}, which holds {e:?}"),
+                );
+            }
+        }
+        self.acked.insert(rid, index);
+        Ok(())
+    }
+
+    /// A peer's commit index never goes back while it runs.
+    pub fn on_commit(&mut self, peer: usize, commit: LogIndex) -> Result<(), Violation> {
+        if commit < self.commit[peer] {
+            return violation(
+                "commit never goes back",
+                format!("peer {peer} commit {} -> {commit}", self.commit[peer]),
+            );
+        }
+        self.commit[peer] = commit;
+        Ok(())
+    }
+
+    /// A restarted peer's disk still holds everything it applied before the crash: it only
+    /// applies what is durable.
+    pub fn on_restart(
+        &mut self,
+        peer: usize,
+        log: &[Entry],
+        applied_before: LogIndex,
+    ) -> Result<(), Violation> {
+        self.commit[peer] = LogIndex(0);
+        for i in 0..applied_before.0 as usize {
+            if log.get(i) != self.canonical.get(i) {
+                return violation(
+                    "durable before applied",
+                    format!(
+                        "peer {peer} applied up to {applied_before} but recovered {:?} at {}",
+                        log.get(i),
+                        i + 1
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Log matching: if two logs hold the same term at an index, they are identical up to it.
+    pub fn log_matching(&self, nodes: &[(usize, &Node)]) -> Result<(), Violation> {
+        for (a, (pa, na)) in nodes.iter().enumerate() {
+            for (pb, nb) in &nodes[a + 1..] {
+                let top = na.last_index().min(nb.last_index());
+                let mut i = top;
+                while i > LogIndex(0) && na.term_at(i) != nb.term_at(i) {
+                    i = i.prev();
+                }
+                let mut k = i;
+                while k > LogIndex(0) {
+                    if na.entry(k) != nb.entry(k) {
+                        return violation(
+                            "log matching",
+                            format!(
+                                "peers {pa} and {pb} agree on the term at {i} but differ at {k}: {:?} vs {:?}",
+                                na.entry(k),
+                                nb.entry(k)
+                            ),
+                        );
+                    }
+                    k = k.prev();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end: every acknowledged request is in the applied history where it was said to be.
+    pub fn final_check(&self) -> Result<(), Violation> {
+        for (rid, idx) in &self.acked {
+            match self.canonical.get(idx.0 as usize - 1) {
+                Some(e) if e.request_id() == *rid => {}
+                other => {
+                    return violation(
+                        "acknowledged never lost",
+                        format!("request {rid} acknowledged at {idx}, applied history has {other:?}"),
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+}

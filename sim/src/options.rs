@@ -1,0 +1,193 @@
+//! The scenario a seed chooses: cluster size, duration and the fault mix (swarm testing: each
+//! seed turns every fault class on or off and picks its intensity, so rare combinations occur).
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::fmt;
+
+/// A fault class the command line can force on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultClass {
+    Loss,
+    Duplication,
+    Delay,
+    Partitions,
+    Crashes,
+    TornWrites,
+    SlowDisk,
+    ClockDrift,
+}
+
+impl FaultClass {
+    pub const ALL: [FaultClass; 8] = [
+        FaultClass::Loss,
+        FaultClass::Duplication,
+        FaultClass::Delay,
+        FaultClass::Partitions,
+        FaultClass::Crashes,
+        FaultClass::TornWrites,
+        FaultClass::SlowDisk,
+        FaultClass::ClockDrift,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultClass::Loss => "loss",
+            FaultClass::Duplication => "dup",
+            FaultClass::Delay => "delay",
+            FaultClass::Partitions => "partitions",
+            FaultClass::Crashes => "crashes",
+            FaultClass::TornWrites => "torn",
+            FaultClass::SlowDisk => "slow-disk",
+            FaultClass::ClockDrift => "drift",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FaultClass> {
+        FaultClass::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// What the command line fixes; everything else the seed decides.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub peers: Option<usize>,
+    pub duration_ms: Option<u64>,
+    pub force_on: Vec<FaultClass>,
+    pub force_off: Vec<FaultClass>,
+}
+
+/// A scenario, fully determined by the seed and the overrides.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub peers: usize,
+    /// Length of the safety phase (faults on), in simulated milliseconds.
+    pub duration_ms: u64,
+    /// Bound on the liveness phase: a leader and a fresh commit must appear within it.
+    pub liveness_ms: u64,
+    /// Per-message probabilities, in parts per million.
+    pub loss_ppm: u32,
+    pub dup_ppm: u32,
+    /// One-way network delay range, ms.
+    pub delay_ms: (u64, u64),
+    /// Mean time between partition changes, ms (0 = none).
+    pub partition_every_ms: u64,
+    /// Mean time between crashes, ms (0 = none), and the restart delay range.
+    pub crash_every_ms: u64,
+    pub restart_ms: (u64, u64),
+    /// A crash keeps a random prefix of the unsynced writes, possibly cutting one in half.
+    pub torn_writes: bool,
+    /// Time one fsync takes, ms.
+    pub sync_ms: (u64, u64),
+    /// Per-peer clock rate deviation bound, parts per million (0 = perfect clocks).
+    pub drift_ppm: u32,
+    pub clients: usize,
+    pub keys: u64,
+    /// Client think time between operations, ms, and its request timeout.
+    pub think_ms: (u64, u64),
+    pub client_timeout_ms: u64,
+}
+
+impl Scenario {
+    pub fn from_seed(seed: u64, o: &Overrides) -> Scenario {
+        // Its own stream, so scenario choices never shift the run's random numbers.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        let mut pick = |lo: u64, hi: u64| lo + rng.next_u64() % (hi - lo + 1);
+        let on = |class: FaultClass, draw: u64| {
+            if o.force_on.contains(&class) {
+                true
+            } else if o.force_off.contains(&class) {
+                false
+            } else {
+                draw % 2 == 0
+            }
+        };
+        let draws: Vec<u64> = (0..8).map(|_| pick(0, 1 << 20)).collect();
+        let loss = on(FaultClass::Loss, draws[0]);
+        let dup = on(FaultClass::Duplication, draws[1]);
+        let delay = on(FaultClass::Delay, draws[2]);
+        let partitions = on(FaultClass::Partitions, draws[3]);
+        let crashes = on(FaultClass::Crashes, draws[4]);
+        let torn = on(FaultClass::TornWrites, draws[5]);
+        let slow = on(FaultClass::SlowDisk, draws[6]);
+        let drift = on(FaultClass::ClockDrift, draws[7]);
+        let peers = o.peers.unwrap_or([3, 3, 5, 5, 7][pick(0, 4) as usize]);
+        let duration_ms = o.duration_ms.unwrap_or(pick(5_000, 15_000));
+        let delay_max = if delay { pick(5, 120) } else { 2 };
+        Scenario {
+            seed,
+            peers,
+            duration_ms,
+            liveness_ms: 20_000,
+            loss_ppm: if loss { pick(1_000, 200_000) as u32 } else { 0 },
+            dup_ppm: if dup { pick(1_000, 100_000) as u32 } else { 0 },
+            delay_ms: (1, delay_max),
+            partition_every_ms: if partitions { pick(300, 3_000) } else { 0 },
+            crash_every_ms: if crashes { pick(300, 3_000) } else { 0 },
+            restart_ms: (pick(10, 200), pick(300, 3_000)),
+            torn_writes: torn,
+            sync_ms: if slow { (pick(1, 10), pick(20, 150)) } else { (0, 1) },
+            drift_ppm: if drift { pick(1_000, 50_000) as u32 } else { 0 },
+            clients: pick(1, 6) as usize,
+            keys: pick(1, 8),
+            think_ms: (0, pick(5, 100)),
+            client_timeout_ms: pick(200, 1_000),
+        }
+    }
+
+    pub fn faults_on(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let mut add = |b: bool, c: FaultClass| {
+            if b {
+                v.push(c.name())
+            }
+        };
+        add(self.loss_ppm > 0, FaultClass::Loss);
+        add(self.dup_ppm > 0, FaultClass::Duplication);
+        add(self.delay_ms.1 > 2, FaultClass::Delay);
+        add(self.partition_every_ms > 0, FaultClass::Partitions);
+        add(self.crash_every_ms > 0, FaultClass::Crashes);
+        add(self.torn_writes, FaultClass::TornWrites);
+        add(self.sync_ms.1 > 1, FaultClass::SlowDisk);
+        add(self.drift_ppm > 0, FaultClass::ClockDrift);
+        v
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "scenario: {} peers, {} ms of faults, {} clients on {} keys",
+            self.peers, self.duration_ms, self.clients, self.keys
+        )?;
+        let on = self.faults_on();
+        writeln!(
+            f,
+            "faults:   {}",
+            if on.is_empty() {
+                "none".to_string()
+            } else {
+                on.join(", ")
+            }
+        )?;
+        write!(
+            f,
+            "detail:   loss {:.2}% dup {:.2}% delay {}-{} ms, partitions every ~{} ms, crashes every ~{} ms (restart {}-{} ms), torn {}, fsync {}-{} ms, drift ±{} ppm",
+            self.loss_ppm as f64 / 1e4,
+            self.dup_ppm as f64 / 1e4,
+            self.delay_ms.0,
+            self.delay_ms.1,
+            self.partition_every_ms,
+            self.crash_every_ms,
+            self.restart_ms.0,
+            self.restart_ms.1,
+            self.torn_writes,
+            self.sync_ms.0,
+            self.sync_ms.1,
+            self.drift_ppm
+        )
+    }
+}

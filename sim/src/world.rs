@@ -1,0 +1,822 @@
+//! The simulated world: peers running the real core over an in-memory network and disks, in
+//! simulated time, with clients, faults, and the checker watching every step.
+
+use crate::checker::{Checker, Violation};
+use crate::disk::Disk;
+use crate::kv::{Command, KvStore};
+use crate::linearizability::{History, Op, Ret};
+use crate::options::Scenario;
+use crate::trace::Trace;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use zmq_raft_core::{
+    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role,
+};
+
+/// Clients give up on an operation after this many attempts (it stays unanswered).
+const MAX_ATTEMPTS: u32 = 12;
+/// Unix second the simulated world starts at.
+const EPOCH_SECS: u64 = 1_700_000_000;
+/// How often (in events) the pairwise log-matching check runs.
+const LOG_MATCHING_EVERY: u64 = 1_000;
+
+#[derive(Debug)]
+enum Event {
+    Deliver { from: usize, to: usize, msg: Message },
+    Timer { peer: usize, incarnation: u32 },
+    SyncDone { peer: usize, incarnation: u32 },
+    Crash,
+    Restart { peer: usize },
+    Partition,
+    ClientStart { client: usize },
+    ClientRequest { client: usize, peer: usize, seq: u64 },
+    ClientReply { client: usize, seq: u64, reply: Reply },
+    ClientTimeout { client: usize, seq: u64, attempt: u32 },
+    EndSafety,
+}
+
+#[derive(Debug, Clone)]
+enum Reply {
+    Done(Ret),
+    Redirect(Option<usize>),
+    Refused,
+}
+
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: BinaryHeap is a max-heap and the earliest event must come out first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A peer's clock: `local = offset + global * rate / 1e6`.
+#[derive(Clone, Copy)]
+struct Clock {
+    offset_ms: u64,
+    rate_ppm: u64,
+}
+
+impl Clock {
+    fn local(&self, global: u64) -> u64 {
+        self.offset_ms + (global as u128 * self.rate_ppm as u128 / 1_000_000) as u64
+    }
+
+    fn global(&self, local: u64) -> u64 {
+        let d = local.saturating_sub(self.offset_ms) as u128;
+        d.saturating_mul(1_000_000).div_ceil(self.rate_ppm as u128) as u64
+    }
+}
+
+struct Peer {
+    id: PeerId,
+    node: Option<Node>,
+    incarnation: u32,
+    disk: Disk,
+    kv: KvStore,
+    clock: Clock,
+    timer_at: Option<u64>,
+    /// Clients waiting for a request id's result.
+    waiting: BTreeMap<RequestId, BTreeSet<usize>>,
+    /// Committed, waiting for this peer to apply the index to answer.
+    awaiting_apply: Vec<(LogIndex, RequestId, usize)>,
+}
+
+struct Pending {
+    seq: u64,
+    rid: RequestId,
+    cmd: Command,
+    handle: usize,
+    attempt: u32,
+}
+
+struct Client {
+    target: usize,
+    counter: u32,
+    current: Option<Pending>,
+    /// The liveness probe: never gives up, and ends the run when answered.
+    probe: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub sim_ms: u64,
+    pub events: u64,
+    pub messages: u64,
+    pub committed: u64,
+    pub elections: u64,
+    pub crashes: u64,
+    pub ops_completed: u64,
+    pub ops_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Safety(Violation),
+    Liveness(String),
+}
+
+pub struct World {
+    sc: Scenario,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    peers: Vec<Peer>,
+    clients: Vec<Client>,
+    blocked: BTreeSet<(usize, usize)>,
+    checker: Checker,
+    pub trace: Trace,
+    pub history: History,
+    pub stats: Stats,
+    liveness: bool,
+    probe_done: bool,
+    /// What each crashed peer had applied: its disk must still hold it on restart.
+    crash_applied: BTreeMap<usize, LogIndex>,
+    configure: fn(&mut Config),
+}
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finalizer: spreads seeds so neighbouring seeds share nothing.
+    x = x.wrapping_add(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
+    x ^ (x >> 31)
+}
+
+impl World {
+    pub fn new(sc: Scenario, configure: fn(&mut Config), keep_text: bool) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+        rng.set_stream(2);
+        let ids: Vec<PeerId> = (0..sc.peers)
+            .map(|i| PeerId::new(&format!("p{i}")))
+            .collect();
+        let peers = ids
+            .iter()
+            .map(|id| {
+                let drift = if sc.drift_ppm > 0 {
+                    rng.next_u64() % (2 * sc.drift_ppm as u64 + 1)
+                } else {
+                    sc.drift_ppm as u64
+                };
+                Peer {
+                    id: id.clone(),
+                    node: None,
+                    incarnation: 0,
+                    disk: Disk::default(),
+                    kv: KvStore::default(),
+                    clock: Clock {
+                        offset_ms: rng.next_u64() % 1_000,
+                        rate_ppm: 1_000_000 - sc.drift_ppm as u64 + drift,
+                    },
+                    timer_at: None,
+                    waiting: BTreeMap::new(),
+                    awaiting_apply: Vec::new(),
+                }
+            })
+            .collect();
+        let clients = (0..=sc.clients)
+            .map(|c| Client {
+                target: c % sc.peers,
+                counter: 0,
+                current: None,
+                probe: c == sc.clients,
+            })
+            .collect();
+        let mut trace = Trace::new();
+        trace.keep_text = keep_text;
+        let mut w = World {
+            checker: Checker::new(sc.peers),
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            peers,
+            clients,
+            blocked: BTreeSet::new(),
+            trace,
+            history: History::new(),
+            stats: Stats::default(),
+            liveness: false,
+            probe_done: false,
+            crash_applied: BTreeMap::new(),
+            configure,
+            sc,
+        };
+        for p in 0..w.sc.peers {
+            w.start_peer(p).expect("a fresh peer has nothing to violate");
+        }
+        for c in 0..w.sc.clients {
+            let t = w.between(0, 100);
+            w.schedule(t, Event::ClientStart { client: c });
+        }
+        if w.sc.partition_every_ms > 0 {
+            let t = w.between(0, w.sc.partition_every_ms * 2);
+            w.schedule(t, Event::Partition);
+        }
+        if w.sc.crash_every_ms > 0 {
+            let t = w.between(0, w.sc.crash_every_ms * 2);
+            w.schedule(t, Event::Crash);
+        }
+        let end = w.sc.duration_ms;
+        w.schedule(end, Event::EndSafety);
+        w
+    }
+
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.rng.next_u64() % (hi - lo + 1)
+    }
+
+    fn chance_ppm(&mut self, ppm: u32) -> bool {
+        ppm > 0 && (self.rng.next_u64() % 1_000_000) < ppm as u64
+    }
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at: self.now + delay,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn peer_now(&self, p: usize) -> Now {
+        let local = self.peers[p].clock.local(self.now);
+        Now::new(local, EPOCH_SECS + local / 1000)
+    }
+
+    /// Runs to the end: the safety phase, then the liveness phase.
+    pub fn run(&mut self) -> Result<(), Failure> {
+        let limit = self.sc.duration_ms + self.sc.liveness_ms;
+        while let Some(s) = self.queue.pop() {
+            self.now = s.at;
+            if self.now > limit {
+                return Err(Failure::Liveness(format!(
+                    "no leader committed a new write within {} ms of the faults stopping",
+                    self.sc.liveness_ms
+                )));
+            }
+            self.stats.events += 1;
+            self.handle(s.event).map_err(Failure::Safety)?;
+            if self.stats.events % LOG_MATCHING_EVERY == 0 {
+                self.check_log_matching().map_err(Failure::Safety)?;
+            }
+            if self.probe_done {
+                break;
+            }
+        }
+        self.stats.sim_ms = self.now;
+        self.stats.committed = self.checker.committed_len();
+        self.check_log_matching().map_err(Failure::Safety)?;
+        self.checker.final_check().map_err(Failure::Safety)?;
+        if !self.probe_done {
+            return Err(Failure::Liveness("the event queue ran dry".into()));
+        }
+        Ok(())
+    }
+
+    fn check_log_matching(&self) -> Result<(), Violation> {
+        let nodes: Vec<(usize, &Node)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.node.as_ref().map(|n| (i, n)))
+            .collect();
+        self.checker.log_matching(&nodes)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Deliver { from, to, msg } => {
+                if self.peers[to].node.is_none() {
+                    return Ok(());
+                }
+                self.stats.messages += 1;
+                let now = self.peer_now(to);
+                let term = msg.term().0;
+                self.trace.record(self.now, &[1, from as u64, to as u64, term], || {
+                    format!("p{from} -> p{to}  {}", describe(&msg))
+                });
+                let fid = self.peers[from].id.clone();
+                self.peers[to].node.as_mut().unwrap().step(now, &fid, msg);
+                self.after_input(to)
+            }
+            Event::Timer { peer, incarnation } => {
+                let p = &self.peers[peer];
+                if p.incarnation != incarnation || p.timer_at != Some(self.now) || p.node.is_none()
+                {
+                    return Ok(());
+                }
+                self.peers[peer].timer_at = None;
+                let now = self.peer_now(peer);
+                self.peers[peer].node.as_mut().unwrap().tick(now);
+                self.after_input(peer)
+            }
+            Event::SyncDone { peer, incarnation } => {
+                if self.peers[peer].incarnation != incarnation || self.peers[peer].node.is_none() {
+                    return Ok(());
+                }
+                if let Some(w) = self.peers[peer].disk.finish_sync() {
+                    self.trace
+                        .record(self.now, &[2, peer as u64, w.0], || format!("p{peer} synced w{}", w.0));
+                    self.peers[peer].node.as_mut().unwrap().persisted(w);
+                }
+                self.after_input(peer)
+            }
+            Event::Crash => {
+                if !self.liveness {
+                    let up: Vec<usize> = (0..self.sc.peers)
+                        .filter(|&p| self.peers[p].node.is_some())
+                        .collect();
+                    if !up.is_empty() {
+                        let victim = up[self.rng.next_u64() as usize % up.len()];
+                        self.crash(victim);
+                    }
+                    let next = self.between(self.sc.crash_every_ms / 2, self.sc.crash_every_ms * 3 / 2);
+                    self.schedule(next, Event::Crash);
+                }
+                Ok(())
+            }
+            Event::Restart { peer } => {
+                if self.peers[peer].node.is_none() {
+                    self.start_peer(peer)?;
+                }
+                Ok(())
+            }
+            Event::Partition => {
+                if !self.liveness {
+                    self.repartition();
+                    let next = self.between(self.sc.partition_every_ms / 2, self.sc.partition_every_ms * 3 / 2);
+                    self.schedule(next, Event::Partition);
+                }
+                Ok(())
+            }
+            Event::ClientStart { client } => {
+                self.start_op(client);
+                Ok(())
+            }
+            Event::ClientRequest { client, peer, seq } => self.client_request(client, peer, seq),
+            Event::ClientReply { client, seq, reply } => {
+                self.client_reply(client, seq, reply);
+                Ok(())
+            }
+            Event::ClientTimeout {
+                client,
+                seq,
+                attempt,
+            } => {
+                let c = &self.clients[client];
+                if let Some(p) = &c.current {
+                    if p.seq == seq && p.attempt == attempt {
+                        let next = (c.target + 1) % self.sc.peers;
+                        self.retry(client, next);
+                    }
+                }
+                Ok(())
+            }
+            Event::EndSafety => {
+                self.begin_liveness();
+                Ok(())
+            }
+        }
+    }
+
+    // ---- peers ----
+
+    fn start_peer(&mut self, p: usize) -> Result<(), Violation> {
+        let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id.clone()).collect();
+        let mut cfg = Config::new(self.peers[p].id.clone(), ids);
+        (self.configure)(&mut cfg);
+        let recovered = self.peers[p].disk.recovered();
+        if let Some(applied) = self.crash_applied.remove(&p) {
+            self.checker.on_restart(p, &recovered.entries, applied)?;
+        }
+        let seed = mix(self.sc.seed ^ ((p as u64) << 40) ^ ((self.peers[p].incarnation as u64) << 20));
+        let now = self.peer_now(p);
+        let node = Node::new(cfg, recovered, seed, now);
+        let peer = &mut self.peers[p];
+        peer.node = Some(node);
+        peer.kv = KvStore::default();
+        let (term, last) = {
+            let n = peer.node.as_ref().unwrap();
+            (n.term().0, n.last_index().0)
+        };
+        self.trace.record(self.now, &[3, p as u64, term, last], || {
+            format!("p{p} started: term {term}, last index {last}")
+        });
+        self.after_input(p)
+    }
+
+    fn crash(&mut self, p: usize) {
+        self.stats.crashes += 1;
+        let keep = if self.sc.torn_writes {
+            let n = self.peers[p].disk.pending.len();
+            let whole = self.between(0, n as u64) as usize;
+            let part = self.between(0, 8) as usize;
+            Some((whole, part))
+        } else {
+            None
+        };
+        let peer = &mut self.peers[p];
+        let applied = peer.node.as_ref().map_or(LogIndex(0), |n| n.applied_index());
+        peer.node = None;
+        peer.incarnation += 1;
+        peer.timer_at = None;
+        peer.waiting.clear();
+        peer.awaiting_apply.clear();
+        peer.disk.crash(keep);
+        self.crash_applied.insert(p, applied);
+        self.trace.record(self.now, &[4, p as u64, applied.0], || {
+            format!("p{p} CRASHED (had applied {applied}; torn writes kept: {keep:?})")
+        });
+        let (lo, hi) = self.sc.restart_ms;
+        let delay = self.between(lo.min(hi), hi.max(lo));
+        self.schedule(delay, Event::Restart { peer: p });
+    }
+
+    /// Carries out everything the node asked for after an input, then re-arms its timer.
+    fn after_input(&mut self, p: usize) -> Result<(), Violation> {
+        loop {
+            let Some(out) = self.peers[p].node.as_mut().and_then(Node::poll_output) else {
+                break;
+            };
+            match out {
+                Output::Write(w, write) => self.peers[p].disk.pending.push((w, write)),
+                Output::Send(to, msg) => {
+                    let to = self.index_of(&to);
+                    self.send(p, to, msg);
+                }
+                Output::Apply { first, entries } => {
+                    self.checker.on_apply(p, first, &entries)?;
+                    for (k, e) in entries.iter().enumerate() {
+                        self.peers[p].kv.apply(first.plus(k as u64), e);
+                    }
+                    self.answer_applied(p)?;
+                }
+                Output::Reply(rid, result) => self.peer_reply(p, rid, result)?,
+                Output::Changed { role, term, leader } => {
+                    self.trace.record(self.now, &[5, p as u64, role as u64, term.0], || {
+                        format!("p{p} is {role:?} in term {term} (leader {leader:?})")
+                    });
+                    if role == Role::Leader {
+                        self.stats.elections += 1;
+                        self.checker
+                            .on_leader(p, self.peers[p].node.as_ref().unwrap())?;
+                    }
+                }
+            }
+        }
+        let Some(node) = self.peers[p].node.as_ref() else {
+            return Ok(());
+        };
+        self.checker.on_commit(p, node.commit_index())?;
+        let deadline = node.next_deadline().0;
+        let at = self.peers[p].clock.global(deadline).max(self.now);
+        if self.peers[p].timer_at != Some(at) {
+            self.peers[p].timer_at = Some(at);
+            let inc = self.peers[p].incarnation;
+            self.schedule(at - self.now, Event::Timer { peer: p, incarnation: inc });
+        }
+        if self.peers[p].disk.start_sync() {
+            let (lo, hi) = self.sc.sync_ms;
+            let d = self.between(lo, hi);
+            let inc = self.peers[p].incarnation;
+            self.schedule(d, Event::SyncDone { peer: p, incarnation: inc });
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, id: &PeerId) -> usize {
+        self.peers
+            .iter()
+            .position(|p| &p.id == id)
+            .expect("messages only go to known peers")
+    }
+
+    fn net_delay(&mut self) -> u64 {
+        let (lo, hi) = self.sc.delay_ms;
+        self.between(lo, hi)
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Message) {
+        let faults = !self.liveness;
+        if self.blocked.contains(&(from, to)) || (faults && self.chance_ppm(self.sc.loss_ppm)) {
+            return;
+        }
+        if faults && self.chance_ppm(self.sc.dup_ppm) {
+            let d = self.net_delay();
+            self.schedule(
+                d,
+                Event::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+        let d = self.net_delay();
+        self.schedule(d, Event::Deliver { from, to, msg });
+    }
+
+    fn repartition(&mut self) {
+        let n = self.sc.peers;
+        let kind = self.rng.next_u64() % 6;
+        let mut blocked = BTreeSet::new();
+        let desc;
+        match kind {
+            0 | 1 => desc = "healed".to_string(),
+            2 => {
+                // Symmetric split into a random minority and majority.
+                let size = self.between(1, (n - 1) as u64) as usize;
+                let mut side: Vec<usize> = (0..n).collect();
+                for i in 0..size {
+                    let j = i + self.rng.next_u64() as usize % (n - i);
+                    side.swap(i, j);
+                }
+                let a: BTreeSet<usize> = side[..size].iter().copied().collect();
+                for x in 0..n {
+                    for y in 0..n {
+                        if a.contains(&x) != a.contains(&y) {
+                            blocked.insert((x, y));
+                        }
+                    }
+                }
+                desc = format!("split {a:?} from the rest");
+            }
+            3 => {
+                let a = self.rng.next_u64() as usize % n;
+                let b = (a + 1 + self.rng.next_u64() as usize % (n - 1)) % n;
+                blocked.insert((a, b));
+                desc = format!("one-way: p{a} cannot reach p{b}");
+            }
+            4 => {
+                let leader = (0..n).find(|&p| {
+                    self.peers[p]
+                        .node
+                        .as_ref()
+                        .is_some_and(|x| x.role() == Role::Leader)
+                });
+                let l = leader.unwrap_or(self.rng.next_u64() as usize % n);
+                for x in 0..n {
+                    if x != l {
+                        blocked.insert((x, l));
+                        blocked.insert((l, x));
+                    }
+                }
+                desc = format!("isolated p{l}");
+            }
+            _ => {
+                // Flapping: toggle one link pair on top of the current state.
+                blocked = self.blocked.clone();
+                let a = self.rng.next_u64() as usize % n;
+                let b = (a + 1 + self.rng.next_u64() as usize % (n - 1)) % n;
+                if !blocked.remove(&(a, b)) {
+                    blocked.insert((a, b));
+                    blocked.insert((b, a));
+                } else {
+                    blocked.remove(&(b, a));
+                }
+                desc = format!("flapped link p{a}-p{b}");
+            }
+        }
+        self.blocked = blocked;
+        self.trace
+            .record(self.now, &[6, kind, self.blocked.len() as u64], || format!("network {desc}"));
+    }
+
+    fn begin_liveness(&mut self) {
+        self.liveness = true;
+        self.blocked.clear();
+        self.sc.delay_ms = (1, self.sc.delay_ms.1.min(20));
+        self.sc.sync_ms = (0, self.sc.sync_ms.1.min(5));
+        self.trace.record(self.now, &[7], || {
+            "FAULTS STOP: network healed, every peer restarted; liveness phase".to_string()
+        });
+        for p in 0..self.sc.peers {
+            if self.peers[p].node.is_none() {
+                self.schedule(0, Event::Restart { peer: p });
+            }
+        }
+        let probe = self.sc.clients;
+        self.schedule(0, Event::ClientStart { client: probe });
+    }
+
+    // ---- clients ----
+
+    fn start_op(&mut self, client: usize) {
+        let probe = self.clients[client].probe;
+        let key = self.rng.next_u64() % self.sc.keys;
+        let write = probe || self.rng.next_u64() % 2 == 0;
+        let c = &mut self.clients[client];
+        c.counter += 1;
+        let value = ((client as u64) << 32) | c.counter as u64;
+        let cmd = if write {
+            Command::Put { key, value }
+        } else {
+            Command::Get { key }
+        };
+        let op = match cmd {
+            Command::Put { key, value } => Op::Put { key, value },
+            Command::Get { key } => Op::Get { key },
+        };
+        let secs = (EPOCH_SECS + self.now / 1000) as u32;
+        let rid = RequestId::from_parts(secs, [0x51, 0x4d, client as u8], 1, c.counter);
+        let handle = self.history.invoke(client as u64, op, self.now);
+        self.stats.ops_total += 1;
+        self.seq += 1;
+        self.clients[client].current = Some(Pending {
+            seq: self.seq,
+            rid,
+            cmd,
+            handle,
+            attempt: 0,
+        });
+        let target = self.clients[client].target;
+        self.retry(client, target);
+    }
+
+    fn retry(&mut self, client: usize, peer: usize) {
+        let timeout = self.sc.client_timeout_ms;
+        let c = &mut self.clients[client];
+        let Some(p) = c.current.as_mut() else { return };
+        p.attempt += 1;
+        if p.attempt > MAX_ATTEMPTS && !c.probe {
+            // Give up: the operation stays unanswered in the history.
+            c.current = None;
+            let think = self.between(self.sc.think_ms.0, self.sc.think_ms.1);
+            self.schedule(think, Event::ClientStart { client });
+            return;
+        }
+        c.target = peer;
+        let (seq, attempt) = (p.seq, p.attempt);
+        let d = self.net_delay();
+        self.schedule(d, Event::ClientRequest { client, peer, seq });
+        self.schedule(
+            timeout,
+            Event::ClientTimeout {
+                client,
+                seq,
+                attempt,
+            },
+        );
+    }
+
+    fn client_request(&mut self, client: usize, peer: usize, seq: u64) -> Result<(), Violation> {
+        let Some(p) = self.clients[client].current.as_ref().filter(|p| p.seq == seq) else {
+            return Ok(());
+        };
+        let (rid, data) = (p.rid, p.cmd.encode());
+        if self.peers[peer].node.is_none() {
+            return Ok(());
+        }
+        self.trace.record(self.now, &[8, client as u64, peer as u64], || {
+            format!("client {client} -> p{peer}  propose {rid}")
+        });
+        self.peers[peer].waiting.entry(rid).or_default().insert(client);
+        let now = self.peer_now(peer);
+        self.peers[peer]
+            .node
+            .as_mut()
+            .unwrap()
+            .propose(now, rid, &data);
+        self.after_input(peer)
+    }
+
+    fn peer_reply(&mut self, p: usize, rid: RequestId, result: ClientResult) -> Result<(), Violation> {
+        let reply = match result {
+            ClientResult::Accepted { .. } => return Ok(()),
+            ClientResult::Committed { index } => {
+                self.checker.on_ack(rid, index)?;
+                let clients = self.peers[p].waiting.remove(&rid).unwrap_or_default();
+                for c in clients {
+                    self.peers[p].awaiting_apply.push((index, rid, c));
+                }
+                return self.answer_applied(p);
+            }
+            ClientResult::NotLeader { leader } => {
+                Reply::Redirect(leader.map(|l| self.index_of(&l)))
+            }
+            ClientResult::Expired | ClientResult::InFuture | ClientResult::TooLarge { .. } => {
+                Reply::Refused
+            }
+        };
+        let clients = self.peers[p].waiting.remove(&rid).unwrap_or_default();
+        for c in clients {
+            self.reply_to(c, rid, reply.clone());
+        }
+        Ok(())
+    }
+
+    /// Answers clients whose committed request this peer has now applied.
+    fn answer_applied(&mut self, p: usize) -> Result<(), Violation> {
+        let applied = self.peers[p].node.as_ref().map_or(LogIndex(0), |n| n.applied_index());
+        let ready: Vec<_> = self.peers[p]
+            .awaiting_apply
+            .iter()
+            .filter(|(i, _, _)| *i <= applied)
+            .copied()
+            .collect();
+        self.peers[p].awaiting_apply.retain(|(i, _, _)| *i > applied);
+        for (index, rid, c) in ready {
+            let ret = self.peers[p].kv.result(index).cloned();
+            match ret {
+                Some(ret) => self.reply_to(c, rid, Reply::Done(ret)),
+                None => {
+                    return Err(Violation {
+                        invariant: "acknowledged never lost",
+                        detail: format!("p{p} acknowledged {rid} at {index}, which applied no command of it"),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reply_to(&mut self, client: usize, rid: RequestId, reply: Reply) {
+        let Some(seq) = self.clients[client]
+            .current
+            .as_ref()
+            .filter(|p| p.rid == rid)
+            .map(|p| p.seq)
+        else {
+            return;
+        };
+        if self.chance_ppm(if self.liveness { 0 } else { self.sc.loss_ppm }) {
+            return;
+        }
+        let d = self.net_delay();
+        self.schedule(d, Event::ClientReply { client, seq, reply });
+    }
+
+    fn client_reply(&mut self, client: usize, seq: u64, reply: Reply) {
+        let Some(p) = self.clients[client].current.as_ref().filter(|p| p.seq == seq) else {
+            return;
+        };
+        let handle = p.handle;
+        match reply {
+            Reply::Done(ret) => {
+                self.trace.record(self.now, &[9, client as u64, seq], || {
+                    format!("client {client} done: {ret:?}")
+                });
+                self.history.complete(handle, self.now, ret);
+                self.stats.ops_completed += 1;
+                self.clients[client].current = None;
+                if self.clients[client].probe {
+                    self.probe_done = true;
+                    return;
+                }
+                let think = self.between(self.sc.think_ms.0, self.sc.think_ms.1);
+                self.schedule(think, Event::ClientStart { client });
+            }
+            Reply::Redirect(Some(leader)) => self.retry(client, leader),
+            Reply::Redirect(None) => {
+                let next = (self.clients[client].target + 1) % self.sc.peers;
+                self.retry(client, next);
+            }
+            Reply::Refused => {
+                self.clients[client].current = None;
+                self.schedule(1, Event::ClientStart { client });
+            }
+        }
+    }
+}
+
+fn describe(msg: &Message) -> String {
+    match msg {
+        Message::RequestVote(m) => format!(
+            "{} t{} last {}@t{}",
+            msg.kind(),
+            m.term,
+            m.last_log_index,
+            m.last_log_term
+        ),
+        Message::VoteResponse(m) => format!("{} t{} granted={}", msg.kind(), m.term, m.granted),
+        Message::AppendEntries(m) => format!(
+            "AppendEntries t{} prev {}@t{} commit {} +{} entries",
+            m.term,
+            m.prev_log_index,
+            m.prev_log_term,
+            m.leader_commit,
+            m.entries.len()
+        ),
+        Message::AppendResponse(m) => format!("AppendResponse t{} {:?}", m.term, m.outcome),
+    }
+}
