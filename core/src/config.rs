@@ -28,6 +28,9 @@ pub struct Config {
     pub request_id_ttl_secs: u64,
     /// Request ids claiming to be made further in the future than this are refused.
     pub request_id_max_future_secs: u64,
+    /// A planted bug (simulator self-test only).
+    #[cfg(feature = "broken")]
+    pub bug: Option<crate::broken::Bug>,
 }
 
 impl Config {
@@ -46,6 +49,8 @@ impl Config {
             max_entry_bytes: 4 << 20,
             request_id_ttl_secs: 8 * 3600,
             request_id_max_future_secs: 3600,
+            #[cfg(feature = "broken")]
+            bug: None,
         }
     }
 

@@ -1,5 +1,7 @@
 //! A Sans-IO Raft core speaking zmq-raft's log format. See [`Node`] for the contract.
 
+#[cfg(feature = "broken")]
+pub mod broken;
 pub mod config;
 mod dedup;
 pub mod entry;

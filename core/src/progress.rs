@@ -89,15 +89,22 @@ impl Progress {
     /// The follower refused the append whose previous index was `rejected`; `next` is where
     /// the leader now believes the logs diverge. Returns false for a stale refusal.
     pub fn refused(&mut self, rejected: LogIndex, next: LogIndex, now: Time) -> bool {
-        let stale = match self.state {
-            ReplicationState::Replicate => rejected <= self.match_index,
-            ReplicationState::Probe { .. } => rejected.next() != self.next_index,
+        let was_replicating = match self.state {
+            ReplicationState::Replicate if rejected <= self.match_index => return false,
+            ReplicationState::Probe { .. } if rejected.next() != self.next_index => return false,
+            ReplicationState::Replicate => true,
+            ReplicationState::Probe { .. } => false,
         };
-        if stale {
-            return false;
-        }
         self.become_probe(now);
-        self.next_index = next.min(rejected).max(self.match_index.next());
+        // A probe may go below the recorded match: a follower whose disk was wiped and that
+        // rejoined with the same id holds less than it once acknowledged, and clamping would
+        // re-send the same refused append forever.
+        let floor = if was_replicating {
+            self.match_index.next()
+        } else {
+            LogIndex(1)
+        };
+        self.next_index = next.min(rejected).max(floor);
         true
     }
 
@@ -151,8 +158,20 @@ mod tests {
         p.acknowledged(LogIndex(5), Time(0));
         assert!(!p.refused(LogIndex(4), LogIndex(1), Time(0)));
         assert!(p.refused(LogIndex(7), LogIndex(3), Time(0)));
-        // Never below what is known to match.
+        // A replicating follower never goes below what it acknowledged.
         assert_eq!(p.next_index, LogIndex(6));
         assert_eq!(p.state, ReplicationState::Probe { waiting: false });
+        // A refusal of an older probe is stale.
+        assert!(!p.refused(LogIndex(7), LogIndex(3), Time(0)));
+    }
+
+    #[test]
+    fn a_probe_can_go_below_a_match_a_wiped_follower_lost() {
+        let mut p = Progress::new(LogIndex(1), Time(0));
+        p.acknowledged(LogIndex(38), Time(0));
+        p.become_probe(Time(0));
+        assert_eq!(p.next_index, LogIndex(39));
+        assert!(p.refused(LogIndex(38), LogIndex(1), Time(0)));
+        assert_eq!(p.next_index, LogIndex(1));
     }
 }

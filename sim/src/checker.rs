@@ -29,6 +29,18 @@ pub struct Checker {
     /// Request ids acknowledged to clients as committed, with the index given.
     acked: BTreeMap<RequestId, LogIndex>,
     commit: Vec<LogIndex>,
+    /// The highest index any peer ever committed.
+    max_commit: LogIndex,
+}
+
+/// What the commit-stability check needs to know about one peer's log.
+pub struct PeerLog {
+    /// Its log (in memory if running, on disk if down) holds the committed entry.
+    pub holds: bool,
+    /// Its durable log holds the committed entry.
+    pub holds_durably: bool,
+    /// (last term, last index) of the log it would campaign with.
+    pub last: (Term, LogIndex),
 }
 
 impl Checker {
@@ -132,6 +144,46 @@ impl Checker {
         Ok(())
     }
 
+    pub fn max_commit(&self) -> LogIndex {
+        self.max_commit
+    }
+
+    /// Raft's commit is stable the moment it happens: a majority holds the entry durably, and
+    /// every peer lacking it has a log less up to date than the entry, so it can never win an
+    /// election. Checked whenever the cluster's highest commit index grows; this is what makes
+    /// a commit of an earlier term's entry by counting replicas (Raft figure 8) visible at once.
+    pub fn on_new_commit(
+        &mut self,
+        index: LogIndex,
+        entry: &Entry,
+        peers: &[PeerLog],
+    ) -> Result<(), Violation> {
+        self.max_commit = index;
+        let durable = peers.iter().filter(|p| p.holds_durably).count();
+        if durable < peers.len() / 2 + 1 {
+            return violation(
+                "committed entries are durable on a majority",
+                format!(
+                    "index {index} ({entry:?}) committed but durable on only {durable} of {} peers",
+                    peers.len()
+                ),
+            );
+        }
+        let bound = (entry.term(), index);
+        for (i, p) in peers.iter().enumerate() {
+            if !p.holds && p.last >= bound {
+                return violation(
+                    "committed entries are stable",
+                    format!(
+                        "index {index} ({entry:?}) committed, but peer {i} lacks it with a log ending at {}@t{}, up to date enough to win an election",
+                        p.last.1, p.last.0
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A peer's commit index never goes back while it runs.
     pub fn on_commit(&mut self, peer: usize, commit: LogIndex) -> Result<(), Violation> {
         if commit < self.commit[peer] {
@@ -204,7 +256,9 @@ impl Checker {
                 other => {
                     return violation(
                         "acknowledged never lost",
-                        format!("request {rid} acknowledged at {idx}, applied history has {other:?}"),
+                        format!(
+                            "request {rid} acknowledged at {idx}, applied history has {other:?}"
+                        ),
                     )
                 }
             }

@@ -97,3 +97,37 @@ pub fn run_seed(
 
 /// The default core configuration the simulator runs.
 pub fn default_config(_: &mut Config) {}
+
+/// Runs seeds from `first` on, at most `count` of them, until one fails; spreads them over
+/// `jobs` threads. Returns the lowest failing seed found and its verdict.
+pub fn find_failure(
+    first: u64,
+    count: u64,
+    overrides: &Overrides,
+    configure: fn(&mut Config),
+    jobs: usize,
+) -> Option<(u64, Verdict)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicU64::new(first);
+    let found: Mutex<Option<(u64, Verdict)>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                let best = found.lock().unwrap().as_ref().map(|f| f.0);
+                if seed >= first + count || best.is_some_and(|b| seed > b) {
+                    return;
+                }
+                let r = run_seed(seed, overrides, configure, false);
+                if r.verdict != Verdict::Pass {
+                    let mut f = found.lock().unwrap();
+                    if f.as_ref().is_none_or(|(b, _)| seed < *b) {
+                        *f = Some((seed, r.verdict));
+                    }
+                }
+            });
+        }
+    });
+    found.into_inner().unwrap()
+}

@@ -44,6 +44,33 @@ struct Args {
     /// Stop a swarm at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
+    /// Plant a bug in the core (self-test builds only): ack-before-durable, commit-old-term,
+    /// skip-truncate, double-vote, forget-request-ids.
+    #[cfg(feature = "broken")]
+    #[arg(long)]
+    bug: Option<String>,
+}
+
+#[cfg(feature = "broken")]
+fn configure_for(args: &Args) -> fn(&mut zmq_raft_core::Config) {
+    use zmq_raft_core::broken::Bug;
+    match args.bug.as_deref() {
+        None => default_config,
+        Some("ack-before-durable") => |c| c.bug = Some(Bug::AckBeforeDurable),
+        Some("commit-old-term") => |c| c.bug = Some(Bug::CommitOldTerm),
+        Some("skip-truncate") => |c| c.bug = Some(Bug::SkipTruncate),
+        Some("double-vote") => |c| c.bug = Some(Bug::DoubleVote),
+        Some("forget-request-ids") => |c| c.bug = Some(Bug::ForgetRequestIds),
+        Some(other) => {
+            eprintln!("sim: unknown bug {other:?}");
+            std::process::exit(64);
+        }
+    }
+}
+
+#[cfg(not(feature = "broken"))]
+fn configure_for(_: &Args) -> fn(&mut zmq_raft_core::Config) {
+    default_config
 }
 
 fn parse_classes(names: &[String]) -> Result<Vec<FaultClass>, String> {
@@ -131,7 +158,7 @@ fn main() -> ExitCode {
         }
     }
     if let Some(seed) = args.seed {
-        let r = run_seed(seed, &overrides, default_config, true);
+        let r = run_seed(seed, &overrides, configure_for(&args), true);
         print_report(&r);
         match &r.verdict {
             Verdict::Pass => println!("verdict:  PASS"),
@@ -176,7 +203,7 @@ fn swarm(start: u64, end: u64, args: &Args, overrides: &Overrides) -> ExitCode {
                 if seed >= end {
                     return;
                 }
-                let r = run_seed(seed, overrides, default_config, false);
+                let r = run_seed(seed, overrides, configure_for(args), false);
                 sim_ms.fetch_add(r.stats.sim_ms, Ordering::Relaxed);
                 if r.verdict != Verdict::Pass {
                     println!(
@@ -204,11 +231,19 @@ fn swarm(start: u64, end: u64, args: &Args, overrides: &Overrides) -> ExitCode {
     });
     let failures = failures.into_inner().unwrap();
     let ran = done.load(Ordering::Relaxed);
-    println!("{} passed, {} failed", ran - failures.len() as u64, failures.len());
+    println!(
+        "{} passed, {} failed",
+        ran - failures.len() as u64,
+        failures.len()
+    );
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
-        let worst = failures.iter().map(|(_, v)| v.exit_code()).min().unwrap_or(1);
+        let worst = failures
+            .iter()
+            .map(|(_, v)| v.exit_code())
+            .min()
+            .unwrap_or(1);
         ExitCode::from(worst as u8)
     }
 }

@@ -76,6 +76,12 @@ pub struct Scenario {
     /// Mean time between crashes, ms (0 = none), and the restart delay range.
     pub crash_every_ms: u64,
     pub restart_ms: (u64, u64),
+    /// Chance (ppm) that a freshly elected leader is killed moments later: the nemesis that
+    /// leaves half-replicated entries of many terms behind.
+    pub crash_new_leader_ppm: u32,
+    /// Chance (ppm) that a freshly elected leader is cut off before its first message leaves,
+    /// leaving a log with an unreplicated entry of a newer term behind.
+    pub isolate_new_leader_ppm: u32,
     /// A crash keeps a random prefix of the unsynced writes, possibly cutting one in half.
     pub torn_writes: bool,
     /// Time one fsync takes, ms.
@@ -87,6 +93,11 @@ pub struct Scenario {
     /// Client think time between operations, ms, and its request timeout.
     pub think_ms: (u64, u64),
     pub client_timeout_ms: u64,
+    /// Core settings the seed varies too, so flow control and batching limits get exercised.
+    pub max_batch_entries: usize,
+    pub max_inflight_msgs: usize,
+    pub election_timeout_ms: (u64, u64),
+    pub heartbeat_ms: u64,
 }
 
 impl Scenario {
@@ -127,13 +138,31 @@ impl Scenario {
             partition_every_ms: if partitions { pick(300, 3_000) } else { 0 },
             crash_every_ms: if crashes { pick(300, 3_000) } else { 0 },
             restart_ms: (pick(10, 200), pick(300, 3_000)),
+            crash_new_leader_ppm: if crashes && pick(0, 1) == 0 {
+                pick(100_000, 600_000) as u32
+            } else {
+                0
+            },
             torn_writes: torn,
-            sync_ms: if slow { (pick(1, 10), pick(20, 150)) } else { (0, 1) },
+            sync_ms: if slow {
+                (pick(1, 10), pick(20, 150))
+            } else {
+                (0, 1)
+            },
             drift_ppm: if drift { pick(1_000, 50_000) as u32 } else { 0 },
             clients: pick(1, 6) as usize,
             keys: pick(1, 8),
             think_ms: (0, pick(5, 100)),
             client_timeout_ms: pick(200, 1_000),
+            isolate_new_leader_ppm: if partitions && pick(0, 1) == 0 {
+                pick(100_000, 500_000) as u32
+            } else {
+                0
+            },
+            max_batch_entries: [1, 2, 4, 16, 64, 1024][pick(0, 5) as usize],
+            max_inflight_msgs: [1, 2, 8, 32][pick(0, 3) as usize],
+            election_timeout_ms: [(150, 300), (200, 400), (300, 600)][pick(0, 2) as usize],
+            heartbeat_ms: pick(20, 60),
         }
     }
 
@@ -175,7 +204,7 @@ impl fmt::Display for Scenario {
         )?;
         write!(
             f,
-            "detail:   loss {:.2}% dup {:.2}% delay {}-{} ms, partitions every ~{} ms, crashes every ~{} ms (restart {}-{} ms), torn {}, fsync {}-{} ms, drift ±{} ppm",
+            "detail:   loss {:.2}% dup {:.2}% delay {}-{} ms, partitions every ~{} ms, crashes every ~{} ms (restart {}-{} ms, new leaders killed {:.0}%, new leaders isolated {:.0}%), torn {}, fsync {}-{} ms, drift ±{} ppm",
             self.loss_ppm as f64 / 1e4,
             self.dup_ppm as f64 / 1e4,
             self.delay_ms.0,
@@ -184,10 +213,21 @@ impl fmt::Display for Scenario {
             self.crash_every_ms,
             self.restart_ms.0,
             self.restart_ms.1,
+            self.crash_new_leader_ppm as f64 / 1e4,
+            self.isolate_new_leader_ppm as f64 / 1e4,
             self.torn_writes,
             self.sync_ms.0,
             self.sync_ms.1,
             self.drift_ppm
+        )?;
+        write!(
+            f,
+            "\ncore:     batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms",
+            self.max_batch_entries,
+            self.max_inflight_msgs,
+            self.election_timeout_ms.0,
+            self.election_timeout_ms.1,
+            self.heartbeat_ms
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The simulated world: peers running the real core over an in-memory network and disks, in
 //! simulated time, with clients, faults, and the checker watching every step.
 
-use crate::checker::{Checker, Violation};
+use crate::checker::{Checker, PeerLog, Violation};
 use crate::disk::Disk;
 use crate::kv::{Command, KvStore};
 use crate::linearizability::{History, Op, Ret};
@@ -12,7 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use zmq_raft_core::{
-    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role,
+    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role, Term,
 };
 
 /// Clients give up on an operation after this many attempts (it stays unanswered).
@@ -21,19 +21,55 @@ const MAX_ATTEMPTS: u32 = 12;
 const EPOCH_SECS: u64 = 1_700_000_000;
 /// How often (in events) the pairwise log-matching check runs.
 const LOG_MATCHING_EVERY: u64 = 1_000;
+/// A run that needs more events than this is stuck in a storm of messages: a liveness failure.
+const MAX_EVENTS: u64 = 3_000_000;
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Message },
-    Timer { peer: usize, incarnation: u32 },
-    SyncDone { peer: usize, incarnation: u32 },
+    /// `sent_by` is the sender's incarnation: a message still queued in a process that then
+    /// crashed may die with it.
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Message,
+        sent_by: u32,
+    },
+    Timer {
+        peer: usize,
+        incarnation: u32,
+    },
+    SyncDone {
+        peer: usize,
+        incarnation: u32,
+    },
     Crash,
-    Restart { peer: usize },
+    /// Kill this peer if it is still the leader of this term.
+    CrashLeader {
+        peer: usize,
+        term: u64,
+    },
+    Restart {
+        peer: usize,
+    },
     Partition,
-    ClientStart { client: usize },
-    ClientRequest { client: usize, peer: usize, seq: u64 },
-    ClientReply { client: usize, seq: u64, reply: Reply },
-    ClientTimeout { client: usize, seq: u64, attempt: u32 },
+    ClientStart {
+        client: usize,
+    },
+    ClientRequest {
+        client: usize,
+        peer: usize,
+        seq: u64,
+    },
+    ClientReply {
+        client: usize,
+        seq: u64,
+        reply: Reply,
+    },
+    ClientTimeout {
+        client: usize,
+        seq: u64,
+        attempt: u32,
+    },
     EndSafety,
 }
 
@@ -222,7 +258,8 @@ impl World {
             sc,
         };
         for p in 0..w.sc.peers {
-            w.start_peer(p).expect("a fresh peer has nothing to violate");
+            w.start_peer(p)
+                .expect("a fresh peer has nothing to violate");
         }
         for c in 0..w.sc.clients {
             let t = w.between(0, 100);
@@ -268,6 +305,7 @@ impl World {
         let limit = self.sc.duration_ms + self.sc.liveness_ms;
         while let Some(s) = self.queue.pop() {
             self.now = s.at;
+            self.stats.sim_ms = self.now;
             if self.now > limit {
                 return Err(Failure::Liveness(format!(
                     "no leader committed a new write within {} ms of the faults stopping",
@@ -275,6 +313,11 @@ impl World {
                 )));
             }
             self.stats.events += 1;
+            if self.stats.events > MAX_EVENTS {
+                return Err(Failure::Liveness(format!(
+                    "more than {MAX_EVENTS} events: the cluster is in a message storm"
+                )));
+            }
             self.handle(s.event).map_err(Failure::Safety)?;
             if self.stats.events % LOG_MATCHING_EVERY == 0 {
                 self.check_log_matching().map_err(Failure::Safety)?;
@@ -305,16 +348,26 @@ impl World {
 
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
-            Event::Deliver { from, to, msg } => {
+            Event::Deliver {
+                from,
+                to,
+                msg,
+                sent_by,
+            } => {
                 if self.peers[to].node.is_none() {
+                    return Ok(());
+                }
+                if self.peers[from].incarnation != sent_by && self.rng.next_u64() % 2 == 0 {
+                    // Its sender crashed before the message left its send queue.
                     return Ok(());
                 }
                 self.stats.messages += 1;
                 let now = self.peer_now(to);
                 let term = msg.term().0;
-                self.trace.record(self.now, &[1, from as u64, to as u64, term], || {
-                    format!("p{from} -> p{to}  {}", describe(&msg))
-                });
+                self.trace
+                    .record(self.now, &[1, from as u64, to as u64, term], || {
+                        format!("p{from} -> p{to}  {}", describe(&msg))
+                    });
                 let fid = self.peers[from].id.clone();
                 self.peers[to].node.as_mut().unwrap().step(now, &fid, msg);
                 self.after_input(to)
@@ -335,8 +388,9 @@ impl World {
                     return Ok(());
                 }
                 if let Some(w) = self.peers[peer].disk.finish_sync() {
-                    self.trace
-                        .record(self.now, &[2, peer as u64, w.0], || format!("p{peer} synced w{}", w.0));
+                    self.trace.record(self.now, &[2, peer as u64, w.0], || {
+                        format!("p{peer} synced w{}", w.0)
+                    });
                     self.peers[peer].node.as_mut().unwrap().persisted(w);
                 }
                 self.after_input(peer)
@@ -347,11 +401,34 @@ impl World {
                         .filter(|&p| self.peers[p].node.is_some())
                         .collect();
                     if !up.is_empty() {
-                        let victim = up[self.rng.next_u64() as usize % up.len()];
+                        // Half the crashes kill the leader: that is where elections, truncation
+                        // and commit rules meet.
+                        let leader = up.iter().copied().find(|&p| {
+                            self.peers[p]
+                                .node
+                                .as_ref()
+                                .is_some_and(|n| n.role() == Role::Leader)
+                        });
+                        let random = up[self.rng.next_u64() as usize % up.len()];
+                        let victim = match leader {
+                            Some(l) if self.rng.next_u64() % 2 == 0 => l,
+                            _ => random,
+                        };
                         self.crash(victim);
                     }
-                    let next = self.between(self.sc.crash_every_ms / 2, self.sc.crash_every_ms * 3 / 2);
+                    let next =
+                        self.between(self.sc.crash_every_ms / 2, self.sc.crash_every_ms * 3 / 2);
                     self.schedule(next, Event::Crash);
+                }
+                Ok(())
+            }
+            Event::CrashLeader { peer, term } => {
+                let still = self.peers[peer]
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.role() == Role::Leader && n.term().0 == term);
+                if still && !self.liveness {
+                    self.crash(peer);
                 }
                 Ok(())
             }
@@ -364,7 +441,10 @@ impl World {
             Event::Partition => {
                 if !self.liveness {
                     self.repartition();
-                    let next = self.between(self.sc.partition_every_ms / 2, self.sc.partition_every_ms * 3 / 2);
+                    let next = self.between(
+                        self.sc.partition_every_ms / 2,
+                        self.sc.partition_every_ms * 3 / 2,
+                    );
                     self.schedule(next, Event::Partition);
                 }
                 Ok(())
@@ -404,12 +484,17 @@ impl World {
     fn start_peer(&mut self, p: usize) -> Result<(), Violation> {
         let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id.clone()).collect();
         let mut cfg = Config::new(self.peers[p].id.clone(), ids);
+        cfg.max_batch_entries = self.sc.max_batch_entries;
+        cfg.max_inflight_msgs = self.sc.max_inflight_msgs;
+        (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms) = self.sc.election_timeout_ms;
+        cfg.heartbeat_interval_ms = self.sc.heartbeat_ms;
         (self.configure)(&mut cfg);
         let recovered = self.peers[p].disk.recovered();
         if let Some(applied) = self.crash_applied.remove(&p) {
             self.checker.on_restart(p, &recovered.entries, applied)?;
         }
-        let seed = mix(self.sc.seed ^ ((p as u64) << 40) ^ ((self.peers[p].incarnation as u64) << 20));
+        let seed =
+            mix(self.sc.seed ^ ((p as u64) << 40) ^ ((self.peers[p].incarnation as u64) << 20));
         let now = self.peer_now(p);
         let node = Node::new(cfg, recovered, seed, now);
         let peer = &mut self.peers[p];
@@ -436,7 +521,10 @@ impl World {
             None
         };
         let peer = &mut self.peers[p];
-        let applied = peer.node.as_ref().map_or(LogIndex(0), |n| n.applied_index());
+        let applied = peer
+            .node
+            .as_ref()
+            .map_or(LogIndex(0), |n| n.applied_index());
         peer.node = None;
         peer.incarnation += 1;
         peer.timer_at = None;
@@ -473,13 +561,28 @@ impl World {
                 }
                 Output::Reply(rid, result) => self.peer_reply(p, rid, result)?,
                 Output::Changed { role, term, leader } => {
-                    self.trace.record(self.now, &[5, p as u64, role as u64, term.0], || {
-                        format!("p{p} is {role:?} in term {term} (leader {leader:?})")
-                    });
+                    self.trace
+                        .record(self.now, &[5, p as u64, role as u64, term.0], || {
+                            format!("p{p} is {role:?} in term {term} (leader {leader:?})")
+                        });
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.checker
                             .on_leader(p, self.peers[p].node.as_ref().unwrap())?;
+                        if !self.liveness && self.chance_ppm(self.sc.isolate_new_leader_ppm) {
+                            self.isolate(p);
+                        }
+                        if !self.liveness && self.chance_ppm(self.sc.crash_new_leader_ppm) {
+                            let (_, hi) = self.sc.delay_ms;
+                            let d = self.between(0, 2 * hi + 10);
+                            self.schedule(
+                                d,
+                                Event::CrashLeader {
+                                    peer: p,
+                                    term: term.0,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -488,20 +591,69 @@ impl World {
             return Ok(());
         };
         self.checker.on_commit(p, node.commit_index())?;
+        if node.commit_index() > self.checker.max_commit() {
+            self.check_new_commit(p)?;
+        }
+        let node = self.peers[p].node.as_ref().expect("running");
         let deadline = node.next_deadline().0;
         let at = self.peers[p].clock.global(deadline).max(self.now);
         if self.peers[p].timer_at != Some(at) {
             self.peers[p].timer_at = Some(at);
             let inc = self.peers[p].incarnation;
-            self.schedule(at - self.now, Event::Timer { peer: p, incarnation: inc });
+            self.schedule(
+                at - self.now,
+                Event::Timer {
+                    peer: p,
+                    incarnation: inc,
+                },
+            );
         }
         if self.peers[p].disk.start_sync() {
             let (lo, hi) = self.sc.sync_ms;
             let d = self.between(lo, hi);
             let inc = self.peers[p].incarnation;
-            self.schedule(d, Event::SyncDone { peer: p, incarnation: inc });
+            self.schedule(
+                d,
+                Event::SyncDone {
+                    peer: p,
+                    incarnation: inc,
+                },
+            );
         }
         Ok(())
+    }
+
+    fn check_new_commit(&mut self, p: usize) -> Result<(), Violation> {
+        let node = self.peers[p].node.as_ref().expect("running");
+        let index = node.commit_index();
+        let entry = node
+            .entry(index)
+            .expect("committed entries are in the log")
+            .clone();
+        let logs: Vec<PeerLog> = self
+            .peers
+            .iter()
+            .map(|q| {
+                let on_disk = q.disk.log.get(index.0 as usize - 1);
+                let holds_durably = on_disk == Some(&entry);
+                match &q.node {
+                    Some(n) => PeerLog {
+                        holds: n.entry(index) == Some(&entry),
+                        holds_durably,
+                        last: (n.last_term(), n.last_index()),
+                    },
+                    None => PeerLog {
+                        holds: holds_durably,
+                        holds_durably,
+                        last: (
+                            q.disk.log.last().map_or(Term(0), |e| e.term()),
+                            LogIndex(q.disk.log.len() as u64),
+                        ),
+                    },
+                }
+            })
+            .collect();
+        self.checker.on_new_commit(index, &entry, &logs)
     }
 
     fn index_of(&self, id: &PeerId) -> usize {
@@ -521,19 +673,30 @@ impl World {
         if self.blocked.contains(&(from, to)) || (faults && self.chance_ppm(self.sc.loss_ppm)) {
             return;
         }
+        let sent_by = self.peers[from].incarnation;
         if faults && self.chance_ppm(self.sc.dup_ppm) {
             let d = self.net_delay();
+            let msg = msg.clone();
             self.schedule(
                 d,
                 Event::Deliver {
                     from,
                     to,
-                    msg: msg.clone(),
+                    msg,
+                    sent_by,
                 },
             );
         }
         let d = self.net_delay();
-        self.schedule(d, Event::Deliver { from, to, msg });
+        self.schedule(
+            d,
+            Event::Deliver {
+                from,
+                to,
+                msg,
+                sent_by,
+            },
+        );
     }
 
     fn repartition(&mut self) {
@@ -599,7 +762,22 @@ impl World {
         }
         self.blocked = blocked;
         self.trace
-            .record(self.now, &[6, kind, self.blocked.len() as u64], || format!("network {desc}"));
+            .record(self.now, &[6, kind, self.blocked.len() as u64], || {
+                format!("network {desc}")
+            });
+    }
+
+    /// Cuts `p` off from everyone; the next partition change decides when it heals.
+    fn isolate(&mut self, p: usize) {
+        for x in 0..self.sc.peers {
+            if x != p {
+                self.blocked.insert((x, p));
+                self.blocked.insert((p, x));
+            }
+        }
+        self.trace.record(self.now, &[10, p as u64], || {
+            format!("network isolated new leader p{p}")
+        });
     }
 
     fn begin_liveness(&mut self) {
@@ -680,17 +858,26 @@ impl World {
     }
 
     fn client_request(&mut self, client: usize, peer: usize, seq: u64) -> Result<(), Violation> {
-        let Some(p) = self.clients[client].current.as_ref().filter(|p| p.seq == seq) else {
+        let Some(p) = self.clients[client]
+            .current
+            .as_ref()
+            .filter(|p| p.seq == seq)
+        else {
             return Ok(());
         };
         let (rid, data) = (p.rid, p.cmd.encode());
         if self.peers[peer].node.is_none() {
             return Ok(());
         }
-        self.trace.record(self.now, &[8, client as u64, peer as u64], || {
-            format!("client {client} -> p{peer}  propose {rid}")
-        });
-        self.peers[peer].waiting.entry(rid).or_default().insert(client);
+        self.trace
+            .record(self.now, &[8, client as u64, peer as u64], || {
+                format!("client {client} -> p{peer}  propose {rid}")
+            });
+        self.peers[peer]
+            .waiting
+            .entry(rid)
+            .or_default()
+            .insert(client);
         let now = self.peer_now(peer);
         self.peers[peer]
             .node
@@ -700,7 +887,12 @@ impl World {
         self.after_input(peer)
     }
 
-    fn peer_reply(&mut self, p: usize, rid: RequestId, result: ClientResult) -> Result<(), Violation> {
+    fn peer_reply(
+        &mut self,
+        p: usize,
+        rid: RequestId,
+        result: ClientResult,
+    ) -> Result<(), Violation> {
         let reply = match result {
             ClientResult::Accepted { .. } => return Ok(()),
             ClientResult::Committed { index } => {
@@ -727,14 +919,19 @@ impl World {
 
     /// Answers clients whose committed request this peer has now applied.
     fn answer_applied(&mut self, p: usize) -> Result<(), Violation> {
-        let applied = self.peers[p].node.as_ref().map_or(LogIndex(0), |n| n.applied_index());
+        let applied = self.peers[p]
+            .node
+            .as_ref()
+            .map_or(LogIndex(0), |n| n.applied_index());
         let ready: Vec<_> = self.peers[p]
             .awaiting_apply
             .iter()
             .filter(|(i, _, _)| *i <= applied)
             .copied()
             .collect();
-        self.peers[p].awaiting_apply.retain(|(i, _, _)| *i > applied);
+        self.peers[p]
+            .awaiting_apply
+            .retain(|(i, _, _)| *i > applied);
         for (index, rid, c) in ready {
             let ret = self.peers[p].kv.result(index).cloned();
             match ret {
@@ -742,7 +939,9 @@ impl World {
                 None => {
                     return Err(Violation {
                         invariant: "acknowledged never lost",
-                        detail: format!("p{p} acknowledged {rid} at {index}, which applied no command of it"),
+                        detail: format!(
+                            "p{p} acknowledged {rid} at {index}, which applied no command of it"
+                        ),
                     })
                 }
             }
@@ -767,7 +966,11 @@ impl World {
     }
 
     fn client_reply(&mut self, client: usize, seq: u64, reply: Reply) {
-        let Some(p) = self.clients[client].current.as_ref().filter(|p| p.seq == seq) else {
+        let Some(p) = self.clients[client]
+            .current
+            .as_ref()
+            .filter(|p| p.seq == seq)
+        else {
             return;
         };
         let handle = p.handle;

@@ -1,6 +1,6 @@
 //! Terms, votes and elections: pre-vote, candidacy, leadership, CheckQuorum.
 
-use super::{LeaderState, Node, RoleState};
+use super::{Bug, LeaderState, Node, RoleState};
 use crate::entry::Entry;
 use crate::message::{AppendOutcome, AppendResponse, Message, RequestVote, VoteResponse};
 use crate::output::Role;
@@ -95,13 +95,21 @@ impl Node {
             }
             return;
         }
-        let free = self.voted_for.as_ref().is_none_or(|v| v == from);
+        let free =
+            self.voted_for.as_ref().is_none_or(|v| v == from) || self.has_bug(Bug::DoubleVote);
         if free && up_to_date {
             if self.role == Role::PreCandidate {
                 let term = self.term;
                 self.become_follower(term, None);
             }
-            if self.voted_for.is_none() {
+            if self.voted_for.as_ref() != Some(from) {
+                // One vote per term: only a planted bug may overwrite a vote.
+                assert!(
+                    self.voted_for.is_none() || self.has_bug(Bug::DoubleVote),
+                    "{}: second vote in term {}",
+                    self.cfg.id,
+                    self.term
+                );
                 self.voted_for = Some(from.clone());
                 self.persist_hard_state();
             }

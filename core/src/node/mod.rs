@@ -21,6 +21,8 @@
 mod election;
 mod replication;
 
+#[cfg(feature = "broken")]
+use crate::broken::Bug;
 use crate::config::Config;
 use crate::dedup::RequestTable;
 use crate::entry::{Entry, EntryType, RequestId};
@@ -107,7 +109,11 @@ impl Node {
             recovered.entries,
         );
         let mut requests = RequestTable::new(cfg.request_id_ttl_secs);
-        for (i, e) in log.iter_from(log.start().next()) {
+        #[cfg(feature = "broken")]
+        let forget = cfg.bug == Some(Bug::ForgetRequestIds);
+        #[cfg(not(feature = "broken"))]
+        let forget = false;
+        for (i, e) in log.iter_from(log.start().next()).filter(|_| !forget) {
             requests.insert(e.request_id(), i, now.unix_secs);
         }
         let start = log.start();
@@ -337,6 +343,15 @@ impl Node {
 
     // ---- internals shared by the roles ----
 
+    /// Whether a planted bug is active; always false in normal builds.
+    #[inline(always)]
+    fn has_bug(&self, _bug: Bug) -> bool {
+        #[cfg(feature = "broken")]
+        return self.cfg.bug == Some(_bug);
+        #[cfg(not(feature = "broken"))]
+        false
+    }
+
     /// Turns accumulated work into outputs: the pending log write, appends to followers, and
     /// entries ready to apply. Deferred to here so that many proposals make one write and one
     /// message per follower.
@@ -377,7 +392,9 @@ impl Node {
     /// Sends `msg` once every write issued so far is durable.
     fn send_after_durable(&mut self, to: PeerId, msg: Message) {
         self.issue_log_write();
-        if self.durable_write >= self.last_write {
+        let planted =
+            matches!(msg, Message::AppendResponse(_)) && self.has_bug(Bug::AckBeforeDurable);
+        if self.durable_write >= self.last_write || planted {
             self.deliver(to, msg);
         } else {
             let after = self.last_write;
@@ -518,6 +535,15 @@ impl Node {
             self.announce();
         }
     }
+}
+
+#[cfg(not(feature = "broken"))]
+#[derive(Clone, Copy)]
+enum Bug {
+    AckBeforeDurable,
+    CommitOldTerm,
+    SkipTruncate,
+    DoubleVote,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Log replication: the follower's side of AppendEntries and the leader's side of its
 //! responses, heartbeats and commit.
 
-use super::{Node, RoleState};
+use super::{Bug, Node, RoleState};
 use crate::message::{AppendEntries, AppendOutcome, AppendResponse, Message};
 use crate::output::{ClientResult, Output, Role};
 use crate::progress::ReplicationState;
@@ -77,7 +77,15 @@ impl Node {
         }
         if first_new < entries.len() {
             let from = prev.plus(first_new as u64 + 1);
-            self.replace_log_suffix(from, &entries[first_new..]);
+            if self.has_bug(Bug::SkipTruncate) && from <= self.log.last_index() {
+                let keep = (self.log.last_index().0 - prev.0) as usize;
+                if keep < entries.len() {
+                    let last = self.log.last_index().next();
+                    self.replace_log_suffix(last, &entries[keep..]);
+                }
+            } else {
+                self.replace_log_suffix(from, &entries[first_new..]);
+            }
         }
         let last_new = prev.plus(entries.len() as u64);
         self.set_commit(ae.leader_commit.min(last_new).max(self.commit));
@@ -252,7 +260,8 @@ impl Node {
         matched.push(self.log.durable());
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
-        if candidate <= self.commit || self.log.term_at(candidate) != Some(self.term) {
+        let current_term = self.log.term_at(candidate) == Some(self.term);
+        if candidate <= self.commit || !(current_term || self.has_bug(Bug::CommitOldTerm)) {
             return;
         }
         self.set_commit(candidate);

@@ -1,0 +1,27 @@
+//! Deliberately broken variants of the core, compiled in only with the `broken` feature, so
+//! the simulator can prove it catches each kind of bug. Normal builds cannot enable them.
+
+/// A bug to plant in the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// A follower acknowledges an append before the entries are durable.
+    AckBeforeDurable,
+    /// The leader commits by counting replicas of an entry from an earlier term.
+    CommitOldTerm,
+    /// A follower keeps a conflicting suffix instead of truncating it.
+    SkipTruncate,
+    /// A peer grants a second vote in a term.
+    DoubleVote,
+    /// A restarted peer forgets the request ids in its log.
+    ForgetRequestIds,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 5] = [
+        Bug::AckBeforeDurable,
+        Bug::CommitOldTerm,
+        Bug::SkipTruncate,
+        Bug::DoubleVote,
+        Bug::ForgetRequestIds,
+    ];
+}
