@@ -266,3 +266,86 @@ impl Checker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zmq_raft_core::{EntryType, RequestId};
+
+    fn e(term: u64, n: u32) -> Entry {
+        Entry::new(
+            RequestId::from_parts(1, [0; 3], 0, n),
+            EntryType::State,
+            Term(term),
+            b"",
+        )
+    }
+
+    fn peer(holds: bool, durably: bool, last: (u64, u64)) -> PeerLog {
+        PeerLog {
+            holds,
+            holds_durably: durably,
+            last: (Term(last.0), LogIndex(last.1)),
+        }
+    }
+
+    #[test]
+    fn figure_8_commit_is_unstable() {
+        let mut c = Checker::new(3);
+        // Index 2 of term 2 "committed" while peer 2 holds a term-3 entry there.
+        let logs = [
+            peer(true, true, (4, 3)),
+            peer(true, true, (2, 2)),
+            peer(false, false, (3, 2)),
+        ];
+        let v = c.on_new_commit(LogIndex(2), &e(2, 1), &logs).unwrap_err();
+        assert_eq!(v.invariant, "committed entries are stable");
+        // Committing the term-4 entry at 3 on a majority is fine.
+        let logs = [
+            peer(true, true, (4, 3)),
+            peer(true, true, (4, 3)),
+            peer(false, false, (3, 2)),
+        ];
+        assert!(c.on_new_commit(LogIndex(3), &e(4, 2), &logs).is_ok());
+    }
+
+    #[test]
+    fn commit_without_durable_majority_is_caught() {
+        let mut c = Checker::new(3);
+        let logs = [
+            peer(true, true, (1, 1)),
+            peer(true, false, (1, 1)),
+            peer(false, false, (0, 0)),
+        ];
+        let v = c.on_new_commit(LogIndex(1), &e(1, 1), &logs).unwrap_err();
+        assert_eq!(v.invariant, "committed entries are durable on a majority");
+    }
+
+    #[test]
+    fn different_entries_applied_at_one_index_are_caught() {
+        let mut c = Checker::new(2);
+        c.on_apply(0, LogIndex(1), &[e(1, 1)]).unwrap();
+        let v = c.on_apply(1, LogIndex(1), &[e(1, 2)]).unwrap_err();
+        assert_eq!(v.invariant, "state machine safety");
+    }
+
+    #[test]
+    fn a_request_applied_twice_is_caught() {
+        let mut c = Checker::new(1);
+        c.on_apply(0, LogIndex(1), &[e(1, 1)]).unwrap();
+        let v = c.on_apply(0, LogIndex(2), &[e(1, 1)]).unwrap_err();
+        assert_eq!(v.invariant, "request applied once");
+    }
+
+    #[test]
+    fn an_acknowledged_request_must_be_where_it_was_acknowledged() {
+        let mut c = Checker::new(1);
+        c.on_ack(e(1, 7).request_id(), LogIndex(1)).unwrap();
+        let v = c.on_apply(0, LogIndex(1), &[e(1, 8)]);
+        assert!(v.is_ok(), "a different entry may sit there until the ack is checked");
+        assert_eq!(
+            c.final_check().unwrap_err().invariant,
+            "acknowledged never lost"
+        );
+    }
+}
