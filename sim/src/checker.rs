@@ -342,7 +342,10 @@ mod tests {
         let mut c = Checker::new(1);
         c.on_ack(e(1, 7).request_id(), LogIndex(1)).unwrap();
         let v = c.on_apply(0, LogIndex(1), &[e(1, 8)]);
-        assert!(v.is_ok(), "a different entry may sit there until the ack is checked");
+        assert!(
+            v.is_ok(),
+            "a different entry may sit there until the ack is checked"
+        );
         assert_eq!(
             c.final_check().unwrap_err().invariant,
             "acknowledged never lost"

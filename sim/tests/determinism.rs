@@ -46,7 +46,11 @@ fn forced_fault_classes_are_honoured() {
 fn a_small_swarm_passes() {
     for seed in 100..120 {
         let r = run_seed(seed, &Overrides::default(), default_config, false);
-        assert_eq!(r.verdict, Verdict::Pass, "seed {seed}: replay with `sim --seed {seed}`");
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "seed {seed}: replay with `sim --seed {seed}`"
+        );
         assert!(r.stats.committed > 0);
     }
 }

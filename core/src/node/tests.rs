@@ -717,3 +717,78 @@ fn same_seed_same_outputs() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn proposals_between_drains_make_one_write_and_one_append_per_follower() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let now = c.now();
+    let node = c.nodes.get_mut(&leader).unwrap();
+    for n in 0..50 {
+        let rid = RequestId::from_parts(1_700_000_000, [9; 3], 1, n);
+        node.propose(now, rid, b"batched");
+    }
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let writes: Vec<usize> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Write(_, Write::Log { entries, .. }) => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes, vec![50]);
+    let appends: Vec<usize> = sends(&outs)
+        .iter()
+        .filter_map(|m| match m {
+            Message::AppendEntries(ae) => Some(ae.entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appends, vec![50, 50]);
+}
+
+#[test]
+fn heartbeats_keep_an_idle_leader_in_place() {
+    let mut c = Cluster::new(5);
+    let leader = c.elect();
+    let term = c.nodes[&leader].term();
+    c.advance(30_000);
+    assert_eq!(c.leaders(), vec![leader.clone()]);
+    assert_eq!(c.nodes[&leader].term(), term);
+    for n in c.nodes.values() {
+        assert_eq!(n.leader(), Some(&leader));
+        assert_eq!(n.commit_index(), c.nodes[&leader].commit_index());
+    }
+}
+
+#[test]
+fn a_slow_follower_is_bounded_by_the_inflight_window() {
+    let mut c = Cluster::with_config(3, |cfg| {
+        cfg.max_inflight_msgs = 2;
+        cfg.max_batch_entries = 1;
+    });
+    let leader = c.elect();
+    let slow = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    // Twenty proposals while nothing is delivered: each drain may send, but never more than
+    // the window of unacknowledged appends to one follower.
+    for n in 0..20 {
+        let rid = c.request_id(n);
+        c.propose(&leader, rid, b"x");
+    }
+    let in_flight = |c: &Cluster| {
+        c.net
+            .iter()
+            .filter(|(_, to, m)| {
+                *to == slow && matches!(m, Message::AppendEntries(ae) if !ae.entries.is_empty())
+            })
+            .count()
+    };
+    assert_eq!(in_flight(&c), 2);
+    assert!(c.nodes[&leader].inflight_bytes(&slow).unwrap() <= 2 * 64);
+    c.advance(2_000);
+    assert_eq!(
+        c.nodes[&slow].commit_index(),
+        c.nodes[&leader].commit_index()
+    );
+    assert_eq!(c.nodes[&slow].last_index(), LogIndex(21));
+}
