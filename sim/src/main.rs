@@ -217,7 +217,7 @@ fn swarm(start: u64, end: u64, args: &Args, overrides: &Overrides) -> ExitCode {
                     }
                 }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 100 == 0 || n == total {
+                if n.is_multiple_of(100) || n == total {
                     let wall = began.elapsed().as_secs_f64();
                     eprintln!(
                         "progress: {n}/{total} seeds, {} failed, {:.0} s wall, {:.0} simulated s per wall s",

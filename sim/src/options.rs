@@ -112,7 +112,7 @@ impl Scenario {
             } else if o.force_off.contains(&class) {
                 false
             } else {
-                draw % 2 == 0
+                draw.is_multiple_of(2)
             }
         };
         let draws: Vec<u64> = (0..8).map(|_| pick(0, 1 << 20)).collect();

@@ -319,7 +319,7 @@ impl World {
                 )));
             }
             self.handle(s.event).map_err(Failure::Safety)?;
-            if self.stats.events % LOG_MATCHING_EVERY == 0 {
+            if self.stats.events.is_multiple_of(LOG_MATCHING_EVERY) {
                 self.check_log_matching().map_err(Failure::Safety)?;
             }
             if self.probe_done {
@@ -357,7 +357,8 @@ impl World {
                 if self.peers[to].node.is_none() {
                     return Ok(());
                 }
-                if self.peers[from].incarnation != sent_by && self.rng.next_u64() % 2 == 0 {
+                if self.peers[from].incarnation != sent_by && self.rng.next_u64().is_multiple_of(2)
+                {
                     // Its sender crashed before the message left its send queue.
                     return Ok(());
                 }
@@ -411,7 +412,7 @@ impl World {
                         });
                         let random = up[self.rng.next_u64() as usize % up.len()];
                         let victim = match leader {
-                            Some(l) if self.rng.next_u64() % 2 == 0 => l,
+                            Some(l) if self.rng.next_u64().is_multiple_of(2) => l,
                             _ => random,
                         };
                         self.crash(victim);
@@ -542,10 +543,7 @@ impl World {
 
     /// Carries out everything the node asked for after an input, then re-arms its timer.
     fn after_input(&mut self, p: usize) -> Result<(), Violation> {
-        loop {
-            let Some(out) = self.peers[p].node.as_mut().and_then(Node::poll_output) else {
-                break;
-            };
+        while let Some(out) = self.peers[p].node.as_mut().and_then(Node::poll_output) {
             match out {
                 Output::Write(w, write) => self.peers[p].disk.pending.push((w, write)),
                 Output::Send(to, msg) => {
@@ -802,7 +800,7 @@ impl World {
     fn start_op(&mut self, client: usize) {
         let probe = self.clients[client].probe;
         let key = self.rng.next_u64() % self.sc.keys;
-        let write = probe || self.rng.next_u64() % 2 == 0;
+        let write = probe || self.rng.next_u64().is_multiple_of(2);
         let c = &mut self.clients[client];
         c.counter += 1;
         let value = ((client as u64) << 32) | c.counter as u64;
