@@ -75,7 +75,8 @@ enum Event {
 
 #[derive(Debug, Clone)]
 enum Reply {
-    Done(Ret),
+    /// The result of the command applied at this index.
+    Done(Ret, LogIndex),
     Redirect(Option<usize>),
     Refused,
 }
@@ -455,10 +456,7 @@ impl World {
                 Ok(())
             }
             Event::ClientRequest { client, peer, seq } => self.client_request(client, peer, seq),
-            Event::ClientReply { client, seq, reply } => {
-                self.client_reply(client, seq, reply);
-                Ok(())
-            }
+            Event::ClientReply { client, seq, reply } => self.client_reply(client, seq, reply),
             Event::ClientTimeout {
                 client,
                 seq,
@@ -894,7 +892,6 @@ impl World {
         let reply = match result {
             ClientResult::Accepted { .. } => return Ok(()),
             ClientResult::Committed { index } => {
-                self.checker.on_ack(rid, index)?;
                 let clients = self.peers[p].waiting.remove(&rid).unwrap_or_default();
                 for c in clients {
                     self.peers[p].awaiting_apply.push((index, rid, c));
@@ -932,9 +929,14 @@ impl World {
             .retain(|(i, _, _)| *i > applied);
         for (index, rid, c) in ready {
             let ret = self.peers[p].kv.result(index).cloned();
+            let holder = self.peers[p]
+                .node
+                .as_ref()
+                .and_then(|n| n.entry(index))
+                .map(|e| e.request_id());
             match ret {
-                Some(ret) => self.reply_to(c, rid, Reply::Done(ret)),
-                None => {
+                Some(ret) if holder == Some(rid) => self.reply_to(c, rid, Reply::Done(ret, index)),
+                _ => {
                     return Err(Violation {
                         invariant: "acknowledged never lost",
                         detail: format!(
@@ -963,26 +965,28 @@ impl World {
         self.schedule(d, Event::ClientReply { client, seq, reply });
     }
 
-    fn client_reply(&mut self, client: usize, seq: u64, reply: Reply) {
+    fn client_reply(&mut self, client: usize, seq: u64, reply: Reply) -> Result<(), Violation> {
         let Some(p) = self.clients[client]
             .current
             .as_ref()
             .filter(|p| p.seq == seq)
         else {
-            return;
+            return Ok(());
         };
-        let handle = p.handle;
+        let (handle, rid) = (p.handle, p.rid);
         match reply {
-            Reply::Done(ret) => {
+            Reply::Done(ret, index) => {
                 self.trace.record(self.now, &[9, client as u64, seq], || {
-                    format!("client {client} done: {ret:?}")
+                    format!("client {client} done: {ret:?} at {index}")
                 });
+                // Acknowledged now: the client saw it. From here on it must never be lost.
+                self.checker.on_ack(rid, index)?;
                 self.history.complete(handle, self.now, ret);
                 self.stats.ops_completed += 1;
                 self.clients[client].current = None;
                 if self.clients[client].probe {
                     self.probe_done = true;
-                    return;
+                    return Ok(());
                 }
                 let think = self.between(self.sc.think_ms.0, self.sc.think_ms.1);
                 self.schedule(think, Event::ClientStart { client });
@@ -997,6 +1001,7 @@ impl World {
                 self.schedule(1, Event::ClientStart { client });
             }
         }
+        Ok(())
     }
 }
 
