@@ -31,6 +31,9 @@ pub struct Checker {
     commit: Vec<LogIndex>,
     /// The highest index any peer ever committed.
     max_commit: LogIndex,
+    /// Every (index, term) any log ever held, with its entry and the term before it: Log
+    /// Matching, checked incrementally as logs are written.
+    written: BTreeMap<(LogIndex, Term), (Entry, Term)>,
 }
 
 /// What the commit-stability check needs to know about one peer's log.
@@ -218,6 +221,32 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// A peer wrote `entry` at `index` after an entry of `prev_term`. An (index, term) pair
+    /// names one entry and one predecessor term everywhere, which by induction is Log Matching:
+    /// logs agreeing on an index's term agree on everything up to it.
+    pub fn on_log_write(
+        &mut self,
+        peer: usize,
+        index: LogIndex,
+        entry: &Entry,
+        prev_term: Term,
+    ) -> Result<(), Violation> {
+        match self.written.get(&(index, entry.term())) {
+            Some((e, t)) if e != entry || *t != prev_term => violation(
+                "log matching",
+                format!(
+                    "peer {peer} wrote {entry:?} after term {prev_term} at {index}, where another log holds {e:?} after term {t}"
+                ),
+            ),
+            Some(_) => Ok(()),
+            None => {
+                self.written
+                    .insert((index, entry.term()), (entry.clone(), prev_term));
+                Ok(())
+            }
+        }
     }
 
     /// Log matching: if two logs hold the same term at an index, they are identical up to it.

@@ -13,14 +13,13 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use zmq_raft_core::{
     ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role, Term,
+    Write,
 };
 
 /// Clients give up on an operation after this many attempts (it stays unanswered).
 const MAX_ATTEMPTS: u32 = 12;
 /// Unix second the simulated world starts at.
 const EPOCH_SECS: u64 = 1_700_000_000;
-/// How often (in events) the pairwise log-matching check runs.
-const LOG_MATCHING_EVERY: u64 = 1_000;
 /// A run that needs more events than this is stuck in a storm of messages: a liveness failure.
 const MAX_EVENTS: u64 = 3_000_000;
 
@@ -320,9 +319,6 @@ impl World {
                 )));
             }
             self.handle(s.event).map_err(Failure::Safety)?;
-            if self.stats.events.is_multiple_of(LOG_MATCHING_EVERY) {
-                self.check_log_matching().map_err(Failure::Safety)?;
-            }
             if self.probe_done {
                 break;
             }
@@ -543,7 +539,18 @@ impl World {
     fn after_input(&mut self, p: usize) -> Result<(), Violation> {
         while let Some(out) = self.peers[p].node.as_mut().and_then(Node::poll_output) {
             match out {
-                Output::Write(w, write) => self.peers[p].disk.pending.push((w, write)),
+                Output::Write(w, write) => {
+                    if let Write::Log { first, entries } = &write {
+                        let node = self.peers[p].node.as_ref().expect("running");
+                        let mut prev = node.term_at(first.prev()).unwrap_or(Term(0));
+                        for (k, e) in entries.iter().enumerate() {
+                            self.checker
+                                .on_log_write(p, first.plus(k as u64), e, prev)?;
+                            prev = e.term();
+                        }
+                    }
+                    self.peers[p].disk.pending.push((w, write))
+                }
                 Output::Send(to, msg) => {
                     let to = self.index_of(&to);
                     self.send(p, to, msg);
