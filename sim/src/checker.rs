@@ -249,6 +249,51 @@ impl Checker {
         }
     }
 
+    /// A crash lost nothing the core was told is durable: the recovered log starts with the
+    /// durable log, and the term and vote are those last synced (or newer).
+    pub fn on_recovery(
+        &mut self,
+        peer: usize,
+        durable: &crate::disk::Disk,
+        recovered: &zmq_raft_core::Recovered,
+    ) -> Result<(), Violation> {
+        // A pending write that cuts the log un-reports what it cuts: the core stopped counting
+        // it as durable when it issued the write.
+        let cut = durable
+            .pending
+            .iter()
+            .filter_map(|(_, w)| match w {
+                zmq_raft_core::Write::Log { first, .. } => Some(first.0 as usize - 1),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(usize::MAX);
+        let reported = durable.log.len().min(cut);
+        if let Some(i) = (0..reported).find(|&i| recovered.entries.get(i) != durable.log.get(i)) {
+            return violation(
+                "durable writes survive a crash",
+                format!(
+                    "peer {peer} recovered {:?} at index {} where {:?} was reported durable",
+                    recovered.entries.get(i),
+                    i + 1,
+                    durable.log[i]
+                ),
+            );
+        }
+        let (was, now) = (&durable.hard_state, &recovered.hard_state);
+        if now.term < was.term
+            || (now.term == was.term && was.voted_for.is_some() && now.voted_for != was.voted_for)
+        {
+            return violation(
+                "durable writes survive a crash",
+                format!(
+                    "peer {peer} recovered hard state {now:?} after {was:?} was reported durable"
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Log matching: if two logs hold the same term at an index, they are identical up to it.
     pub fn log_matching(&self, nodes: &[(usize, &Node)]) -> Result<(), Violation> {
         for (a, (pa, na)) in nodes.iter().enumerate() {

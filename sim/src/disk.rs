@@ -1,8 +1,8 @@
-//! A peer's simulated disk: durable state plus the writes issued but not yet synced. A crash
-//! loses the unsynced writes, or, with torn writes on, keeps a random prefix of them that may
-//! end in the middle of a log write (as a log file cut back to its last whole record would).
+//! The model of what a peer's core was told is durable: the writes reported synced, and those
+//! issued but not yet synced. The real storage engine (over an in-memory file system) does the
+//! actual storing and recovering; this model is the yardstick its recovery is checked against.
 
-use zmq_raft_core::{Entry, HardState, LogIndex, Recovered, Write, WriteId};
+use zmq_raft_core::{Entry, HardState, Recovered, Write, WriteId};
 
 #[derive(Default, Debug, Clone)]
 pub struct Disk {
@@ -50,31 +50,11 @@ impl Disk {
         }
     }
 
-    /// A crash. `keep` chooses how much of the unsynced data survives: `None` loses it all;
-    /// `Some((writes, entries))` keeps that many whole writes and then that many entries of the
-    /// next one if it is a log write.
-    pub fn crash(&mut self, keep: Option<(usize, usize)>) {
-        let pending = std::mem::take(&mut self.pending);
+    /// After a crash, the disk holds what the storage engine recovered.
+    pub fn recovered_as(&mut self, r: &Recovered) {
+        self.hard_state = r.hard_state.clone();
+        self.log = r.entries.clone();
+        self.pending.clear();
         self.syncing = None;
-        let Some((whole, partial)) = keep else {
-            return;
-        };
-        let mut it = pending.into_iter();
-        for (_, w) in it.by_ref().take(whole) {
-            self.apply(w);
-        }
-        if let Some((_, Write::Log { first, mut entries })) = it.next() {
-            entries.truncate(partial);
-            self.apply(Write::Log { first, entries });
-        }
-    }
-
-    pub fn recovered(&self) -> Recovered {
-        Recovered {
-            hard_state: self.hard_state.clone(),
-            log_start: LogIndex(0),
-            log_start_term: Default::default(),
-            entries: self.log.clone(),
-        }
     }
 }

@@ -17,6 +17,24 @@ use options::{Overrides, Scenario};
 use std::time::Instant;
 use world::{Failure, Stats, World};
 use zmq_raft_core::Config;
+use zmq_raft_storage::Options;
+
+/// What the simulator runs: settings applied on top of each seed's choices. The default changes
+/// nothing; the self-test plants bugs through it.
+#[derive(Clone, Copy)]
+pub struct Variant {
+    pub core: fn(&mut Config),
+    pub storage: fn(&mut Options),
+}
+
+impl Default for Variant {
+    fn default() -> Variant {
+        Variant {
+            core: |_| {},
+            storage: |_| {},
+        }
+    }
+}
 
 /// Bound on the linearizability search per key.
 const LINEARIZABILITY_BUDGET: u64 = 2_000_000;
@@ -55,15 +73,10 @@ pub struct Report {
 
 /// Runs one seed. `keep_text` keeps a readable trace of recent events (slower); the digest is
 /// the same either way.
-pub fn run_seed(
-    seed: u64,
-    overrides: &Overrides,
-    configure: fn(&mut Config),
-    keep_text: bool,
-) -> Report {
+pub fn run_seed(seed: u64, overrides: &Overrides, variant: Variant, keep_text: bool) -> Report {
     let scenario = Scenario::from_seed(seed, overrides);
     let started = Instant::now();
-    let mut world = World::new(scenario.clone(), configure, keep_text);
+    let mut world = World::new(scenario.clone(), variant, keep_text);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     let verdict = match outcome {
         Ok(Ok(())) => {
@@ -95,16 +108,13 @@ pub fn run_seed(
     }
 }
 
-/// The default core configuration the simulator runs.
-pub fn default_config(_: &mut Config) {}
-
 /// Runs seeds from `first` on, at most `count` of them, until one fails; spreads them over
 /// `jobs` threads. Returns the lowest failing seed found and its verdict.
 pub fn find_failure(
     first: u64,
     count: u64,
     overrides: &Overrides,
-    configure: fn(&mut Config),
+    variant: Variant,
     jobs: usize,
 ) -> Option<(u64, Verdict)> {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,7 +129,7 @@ pub fn find_failure(
                 if seed >= first + count || best.is_some_and(|b| seed > b) {
                     return;
                 }
-                let r = run_seed(seed, overrides, configure, false);
+                let r = run_seed(seed, overrides, variant, false);
                 if r.verdict != Verdict::Pass {
                     let mut f = found.lock().unwrap();
                     if f.as_ref().is_none_or(|(b, _)| seed < *b) {
@@ -130,4 +140,34 @@ pub fn find_failure(
         }
     });
     found.into_inner().unwrap()
+}
+
+/// The planted bugs of the self-test, by name (only in `broken` builds).
+#[cfg(feature = "broken")]
+pub mod planted {
+    use super::Variant;
+    use zmq_raft_core::broken::Bug;
+
+    pub const NAMES: [&str; 6] = [
+        "ack-before-durable",
+        "commit-old-term",
+        "skip-truncate",
+        "double-vote",
+        "forget-request-ids",
+        "skip-dir-sync",
+    ];
+
+    pub fn by_name(name: &str) -> Option<Variant> {
+        let mut v = Variant::default();
+        match name {
+            "ack-before-durable" => v.core = |c| c.bug = Some(Bug::AckBeforeDurable),
+            "commit-old-term" => v.core = |c| c.bug = Some(Bug::CommitOldTerm),
+            "skip-truncate" => v.core = |c| c.bug = Some(Bug::SkipTruncate),
+            "double-vote" => v.core = |c| c.bug = Some(Bug::DoubleVote),
+            "forget-request-ids" => v.core = |c| c.bug = Some(Bug::ForgetRequestIds),
+            "skip-dir-sync" => v.storage = |o| o.skip_segment_dir_sync = true,
+            _ => return None,
+        }
+        Some(v)
+    }
 }

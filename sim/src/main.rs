@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use zmq_raft_sim::options::{FaultClass, Overrides};
-use zmq_raft_sim::{default_config, run_seed, Report, Verdict};
+use zmq_raft_sim::{run_seed, Report, Variant, Verdict};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,33 +44,31 @@ struct Args {
     /// Stop a swarm at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
-    /// Plant a bug in the core (self-test builds only): ack-before-durable, commit-old-term,
-    /// skip-truncate, double-vote, forget-request-ids.
+    /// Plant a bug (self-test builds only): ack-before-durable, commit-old-term,
+    /// skip-truncate, double-vote, forget-request-ids, skip-dir-sync.
     #[cfg(feature = "broken")]
     #[arg(long)]
     bug: Option<String>,
 }
 
 #[cfg(feature = "broken")]
-fn configure_for(args: &Args) -> fn(&mut zmq_raft_core::Config) {
-    use zmq_raft_core::broken::Bug;
+fn configure_for(args: &Args) -> Variant {
+    use zmq_raft_sim::planted;
     match args.bug.as_deref() {
-        None => default_config,
-        Some("ack-before-durable") => |c| c.bug = Some(Bug::AckBeforeDurable),
-        Some("commit-old-term") => |c| c.bug = Some(Bug::CommitOldTerm),
-        Some("skip-truncate") => |c| c.bug = Some(Bug::SkipTruncate),
-        Some("double-vote") => |c| c.bug = Some(Bug::DoubleVote),
-        Some("forget-request-ids") => |c| c.bug = Some(Bug::ForgetRequestIds),
-        Some(other) => {
-            eprintln!("sim: unknown bug {other:?}");
+        None => Variant::default(),
+        Some(name) => planted::by_name(name).unwrap_or_else(|| {
+            eprintln!(
+                "sim: unknown bug {name:?}; known: {}",
+                planted::NAMES.join(", ")
+            );
             std::process::exit(64);
-        }
+        }),
     }
 }
 
 #[cfg(not(feature = "broken"))]
-fn configure_for(_: &Args) -> fn(&mut zmq_raft_core::Config) {
-    default_config
+fn configure_for(_: &Args) -> Variant {
+    Variant::default()
 }
 
 fn parse_classes(names: &[String]) -> Result<Vec<FaultClass>, String> {

@@ -16,10 +16,11 @@ pub enum FaultClass {
     TornWrites,
     SlowDisk,
     ClockDrift,
+    Corruption,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 8] = [
+    pub const ALL: [FaultClass; 9] = [
         FaultClass::Loss,
         FaultClass::Duplication,
         FaultClass::Delay,
@@ -28,6 +29,7 @@ impl FaultClass {
         FaultClass::TornWrites,
         FaultClass::SlowDisk,
         FaultClass::ClockDrift,
+        FaultClass::Corruption,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl FaultClass {
             FaultClass::TornWrites => "torn",
             FaultClass::SlowDisk => "slow-disk",
             FaultClass::ClockDrift => "drift",
+            FaultClass::Corruption => "corrupt",
         }
     }
 
@@ -88,6 +91,11 @@ pub struct Scenario {
     pub sync_ms: (u64, u64),
     /// Per-peer clock rate deviation bound, parts per million (0 = perfect clocks).
     pub drift_ppm: u32,
+    /// Chance (ppm) that a crash also flips a bit in data the peer had synced (media
+    /// corruption); at most a minority of peers is ever corrupted.
+    pub corrupt_ppm: u32,
+    /// The storage engine's segment size, small so segments roll over and get compacted.
+    pub segment_size: u64,
     pub clients: usize,
     pub keys: u64,
     /// Client think time between operations, ms, and its request timeout.
@@ -115,7 +123,7 @@ impl Scenario {
                 draw.is_multiple_of(2)
             }
         };
-        let draws: Vec<u64> = (0..8).map(|_| pick(0, 1 << 20)).collect();
+        let draws: Vec<u64> = (0..9).map(|_| pick(0, 1 << 20)).collect();
         let loss = on(FaultClass::Loss, draws[0]);
         let dup = on(FaultClass::Duplication, draws[1]);
         let delay = on(FaultClass::Delay, draws[2]);
@@ -124,6 +132,7 @@ impl Scenario {
         let torn = on(FaultClass::TornWrites, draws[5]);
         let slow = on(FaultClass::SlowDisk, draws[6]);
         let drift = on(FaultClass::ClockDrift, draws[7]);
+        let corrupt = on(FaultClass::Corruption, draws[8]);
         let peers = o.peers.unwrap_or([3, 3, 5, 5, 7][pick(0, 4) as usize]);
         let duration_ms = o.duration_ms.unwrap_or(pick(5_000, 15_000));
         let delay_max = if delay { pick(5, 120) } else { 2 };
@@ -150,6 +159,12 @@ impl Scenario {
                 (0, 1)
             },
             drift_ppm: if drift { pick(1_000, 50_000) as u32 } else { 0 },
+            corrupt_ppm: if corrupt {
+                pick(100_000, 500_000) as u32
+            } else {
+                0
+            },
+            segment_size: [512, 4 << 10, 64 << 10, 64 << 20][pick(0, 3) as usize],
             clients: pick(1, 6) as usize,
             keys: pick(1, 8),
             think_ms: (0, pick(5, 100)),
@@ -181,6 +196,7 @@ impl Scenario {
         add(self.torn_writes, FaultClass::TornWrites);
         add(self.sync_ms.1 > 1, FaultClass::SlowDisk);
         add(self.drift_ppm > 0, FaultClass::ClockDrift);
+        add(self.corrupt_ppm > 0, FaultClass::Corruption);
         v
     }
 }
@@ -222,12 +238,14 @@ impl fmt::Display for Scenario {
         )?;
         write!(
             f,
-            "\ncore:     batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms",
+            "\ncore:     batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms; storage: {} B segments, corruption on {:.0}% of crashes",
             self.max_batch_entries,
             self.max_inflight_msgs,
             self.election_timeout_ms.0,
             self.election_timeout_ms.1,
-            self.heartbeat_ms
+            self.heartbeat_ms,
+            self.segment_size,
+            self.corrupt_ppm as f64 / 1e4
         )
     }
 }

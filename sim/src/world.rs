@@ -7,6 +7,7 @@ use crate::kv::{Command, KvStore};
 use crate::linearizability::{History, Op, Ret};
 use crate::options::Scenario;
 use crate::trace::Trace;
+use crate::Variant;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::cmp::Ordering;
@@ -15,9 +16,12 @@ use zmq_raft_core::{
     ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role, Term,
     Write,
 };
+use zmq_raft_storage::{CrashFault, Engine, Fs, MemFs, Options, StorageError, SyncDone};
 
 /// Clients give up on an operation after this many attempts (it stays unanswered).
 const MAX_ATTEMPTS: u32 = 12;
+/// Where each peer keeps its data on its own in-memory file system.
+const DATA_DIR: &str = "/data";
 /// Unix second the simulated world starts at.
 const EPOCH_SECS: u64 = 1_700_000_000;
 /// A run that needs more events than this is stuck in a storm of messages: a liveness failure.
@@ -126,6 +130,17 @@ struct Peer {
     id: PeerId,
     node: Option<Node>,
     incarnation: u32,
+    /// The peer's file system: it outlives crashes.
+    fs: MemFs,
+    /// The real storage engine over `fs`, as the production peer runs it.
+    engine: Option<Engine<MemFs>>,
+    /// What the engine recovered at the last (re)open, for the next start.
+    recovered: Option<zmq_raft_core::Recovered>,
+    /// The fsync already run for the sync in progress, reported when its time comes.
+    sync_done: Option<SyncDone>,
+    /// Its data failed its checksums: it refuses to start and stays down.
+    corrupted: bool,
+    /// What the core was told is durable: the yardstick recovery is checked against.
     disk: Disk,
     kv: KvStore,
     clock: Clock,
@@ -187,7 +202,8 @@ pub struct World {
     probe_done: bool,
     /// What each crashed peer had applied: its disk must still hold it on restart.
     crash_applied: BTreeMap<usize, LogIndex>,
-    configure: fn(&mut Config),
+    variant: Variant,
+    corrupted: usize,
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -199,7 +215,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl World {
-    pub fn new(sc: Scenario, configure: fn(&mut Config), keep_text: bool) -> World {
+    pub fn new(sc: Scenario, variant: Variant, keep_text: bool) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
         rng.set_stream(2);
         let ids: Vec<PeerId> = (0..sc.peers)
@@ -217,6 +233,11 @@ impl World {
                     id: id.clone(),
                     node: None,
                     incarnation: 0,
+                    fs: MemFs::new(),
+                    engine: None,
+                    recovered: None,
+                    sync_done: None,
+                    corrupted: false,
                     disk: Disk::default(),
                     kv: KvStore::default(),
                     clock: Clock {
@@ -254,10 +275,16 @@ impl World {
             liveness: false,
             probe_done: false,
             crash_applied: BTreeMap::new(),
-            configure,
+            variant,
+            corrupted: 0,
             sc,
         };
         for p in 0..w.sc.peers {
+            let opts = w.storage_options();
+            let (engine, recovered) = Engine::open(w.peers[p].fs.clone(), DATA_DIR, opts)
+                .expect("an empty in-memory disk opens");
+            w.peers[p].engine = Some(engine);
+            w.peers[p].recovered = Some(recovered);
             w.start_peer(p)
                 .expect("a fresh peer has nothing to violate");
         }
@@ -385,6 +412,15 @@ impl World {
                 if self.peers[peer].incarnation != incarnation || self.peers[peer].node.is_none() {
                     return Ok(());
                 }
+                if let Some(done) = self.peers[peer].sync_done.take() {
+                    let engine = self.peers[peer].engine.as_mut().expect("running");
+                    if let Err(e) = engine.finish_sync(done) {
+                        return Err(Violation {
+                            invariant: "storage syncs",
+                            detail: format!("p{peer}: {e}"),
+                        });
+                    }
+                }
                 if let Some(w) = self.peers[peer].disk.finish_sync() {
                     self.trace.record(self.now, &[2, peer as u64, w.0], || {
                         format!("p{peer} synced w{}", w.0)
@@ -412,7 +448,7 @@ impl World {
                             Some(l) if self.rng.next_u64().is_multiple_of(2) => l,
                             _ => random,
                         };
-                        self.crash(victim);
+                        self.crash(victim)?;
                     }
                     let next =
                         self.between(self.sc.crash_every_ms / 2, self.sc.crash_every_ms * 3 / 2);
@@ -426,12 +462,12 @@ impl World {
                     .as_ref()
                     .is_some_and(|n| n.role() == Role::Leader && n.term().0 == term);
                 if still && !self.liveness {
-                    self.crash(peer);
+                    self.crash(peer)?;
                 }
                 Ok(())
             }
             Event::Restart { peer } => {
-                if self.peers[peer].node.is_none() {
+                if self.peers[peer].node.is_none() && !self.peers[peer].corrupted {
                     self.start_peer(peer)?;
                 }
                 Ok(())
@@ -483,8 +519,11 @@ impl World {
         cfg.max_inflight_msgs = self.sc.max_inflight_msgs;
         (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms) = self.sc.election_timeout_ms;
         cfg.heartbeat_interval_ms = self.sc.heartbeat_ms;
-        (self.configure)(&mut cfg);
-        let recovered = self.peers[p].disk.recovered();
+        (self.variant.core)(&mut cfg);
+        let recovered = self.peers[p]
+            .recovered
+            .take()
+            .expect("storage was opened before the start");
         if let Some(applied) = self.crash_applied.remove(&p) {
             self.checker.on_restart(p, &recovered.entries, applied)?;
         }
@@ -505,34 +544,111 @@ impl World {
         self.after_input(p)
     }
 
-    fn crash(&mut self, p: usize) {
-        self.stats.crashes += 1;
-        let keep = if self.sc.torn_writes {
-            let n = self.peers[p].disk.pending.len();
-            let whole = self.between(0, n as u64) as usize;
-            let part = self.between(0, 8) as usize;
-            Some((whole, part))
-        } else {
-            None
+    fn storage_options(&self) -> Options {
+        // Options has one more field (a sabotage switch) in `broken` builds.
+        #[allow(clippy::needless_update)]
+        let mut o = Options {
+            segment_size: self.sc.segment_size,
+            index_interval: 16,
+            ..Options::default()
         };
-        let peer = &mut self.peers[p];
-        let applied = peer
+        (self.variant.storage)(&mut o);
+        o
+    }
+
+    /// What the crash does to the peer's disk.
+    fn crash_fault(&mut self, p: usize) -> CrashFault {
+        let minority = (self.sc.peers - 1) / 2;
+        if self.corrupted < minority && self.chance_ppm(self.sc.corrupt_ppm) {
+            // Flip a bit only where the engine must notice: the meta file or a sealed segment
+            // (damage in the last segment's tail is indistinguishable from a torn write).
+            let fs = &self.peers[p].fs;
+            let mut names = fs.list_dir(DATA_DIR.as_ref()).unwrap_or_default();
+            names.sort();
+            let last_segment = names.iter().rev().find(|n| n.ends_with(".seg")).cloned();
+            let targets: Vec<String> = names
+                .into_iter()
+                .filter(|n| {
+                    n == "meta" || (n.ends_with(".seg") && Some(n) != last_segment.as_ref())
+                })
+                .collect();
+            if !targets.is_empty() {
+                let name = &targets[self.rng.next_u64() as usize % targets.len()];
+                let path = std::path::Path::new(DATA_DIR).join(name);
+                let len = self.peers[p]
+                    .fs
+                    .read_file(&path)
+                    .map_or(0, |b| b.len() as u64);
+                if len > 0 {
+                    let offset = self.rng.next_u64() % len;
+                    let bit = (self.rng.next_u64() % 8) as u8;
+                    return CrashFault::FlipBit { path, offset, bit };
+                }
+            }
+        }
+        if !self.sc.torn_writes {
+            return CrashFault::LoseUnsynced;
+        }
+        match self.rng.next_u64() % 3 {
+            0 => CrashFault::LoseUnsynced,
+            1 => CrashFault::KeepUnsynced,
+            _ => CrashFault::TornWrite {
+                keep: self.between(0, 64) as usize,
+            },
+        }
+    }
+
+    fn crash(&mut self, p: usize) -> Result<(), Violation> {
+        self.stats.crashes += 1;
+        let fault = self.crash_fault(p);
+        let applied = self.peers[p]
             .node
             .as_ref()
             .map_or(LogIndex(0), |n| n.applied_index());
+        let peer = &mut self.peers[p];
         peer.node = None;
+        peer.engine = None;
+        peer.sync_done = None;
         peer.incarnation += 1;
         peer.timer_at = None;
         peer.waiting.clear();
         peer.awaiting_apply.clear();
-        peer.disk.crash(keep);
+        peer.fs.crash(fault.clone());
         self.crash_applied.insert(p, applied);
+        let flipped = matches!(fault, CrashFault::FlipBit { .. });
         self.trace.record(self.now, &[4, p as u64, applied.0], || {
-            format!("p{p} CRASHED (had applied {applied}; torn writes kept: {keep:?})")
+            format!("p{p} CRASHED (had applied {applied}; disk: {fault:?})")
         });
-        let (lo, hi) = self.sc.restart_ms;
-        let delay = self.between(lo.min(hi), hi.max(lo));
-        self.schedule(delay, Event::Restart { peer: p });
+        let opts = self.storage_options();
+        match Engine::open(self.peers[p].fs.clone(), DATA_DIR, opts) {
+            Ok((engine, recovered)) => {
+                self.checker
+                    .on_recovery(p, &self.peers[p].disk, &recovered)?;
+                let peer = &mut self.peers[p];
+                peer.disk.recovered_as(&recovered);
+                peer.engine = Some(engine);
+                peer.recovered = Some(recovered);
+                let (lo, hi) = self.sc.restart_ms;
+                let delay = self.between(lo.min(hi), hi.max(lo));
+                self.schedule(delay, Event::Restart { peer: p });
+                Ok(())
+            }
+            Err(e @ StorageError::Corrupt { .. }) if flipped => {
+                // Refusing to serve damaged data is the right answer; the peer stays down.
+                self.trace.record(self.now, &[11, p as u64], || {
+                    format!("p{p} refuses to start: {e}")
+                });
+                // Its last durable state stays in the model: the copies it held were acknowledged,
+                // they are lost to the cluster like a peer that never comes back.
+                self.corrupted += 1;
+                self.peers[p].corrupted = true;
+                Ok(())
+            }
+            Err(e) => Err(Violation {
+                invariant: "storage recovers from a crash",
+                detail: format!("p{p} after {fault:?}: {e}"),
+            }),
+        }
     }
 
     /// Carries out everything the node asked for after an input, then re-arms its timer.
@@ -548,6 +664,17 @@ impl World {
                                 .on_log_write(p, first.plus(k as u64), e, prev)?;
                             prev = e.term();
                         }
+                    }
+                    if let Err(e) = self.peers[p]
+                        .engine
+                        .as_mut()
+                        .expect("running")
+                        .apply(&write)
+                    {
+                        return Err(Violation {
+                            invariant: "storage accepts writes",
+                            detail: format!("p{p}: {e}"),
+                        });
                     }
                     self.peers[p].disk.pending.push((w, write))
                 }
@@ -612,6 +739,17 @@ impl World {
             );
         }
         if self.peers[p].disk.start_sync() {
+            // The fsync happens now; writes arriving meanwhile wait for the next one.
+            let engine = self.peers[p].engine.as_mut().expect("running");
+            match engine.begin_sync() {
+                Ok(job) => self.peers[p].sync_done = job.map(|j| j.run()),
+                Err(e) => {
+                    return Err(Violation {
+                        invariant: "storage syncs",
+                        detail: format!("p{p}: {e}"),
+                    })
+                }
+            }
             let (lo, hi) = self.sc.sync_ms;
             let d = self.between(lo, hi);
             let inc = self.peers[p].incarnation;
@@ -644,6 +782,12 @@ impl World {
                         holds: n.entry(index) == Some(&entry),
                         holds_durably,
                         last: (n.last_term(), n.last_index()),
+                    },
+                    // A corrupted peer never runs again, so it can never win an election.
+                    None if q.corrupted => PeerLog {
+                        holds: true,
+                        holds_durably,
+                        last: (Term(0), LogIndex(0)),
                     },
                     None => PeerLog {
                         holds: holds_durably,
@@ -792,7 +936,7 @@ impl World {
             "FAULTS STOP: network healed, every peer restarted; liveness phase".to_string()
         });
         for p in 0..self.sc.peers {
-            if self.peers[p].node.is_none() {
+            if self.peers[p].node.is_none() && !self.peers[p].corrupted {
                 self.schedule(0, Event::Restart { peer: p });
             }
         }

@@ -1,27 +1,27 @@
 //! A seed is a replayable scenario: the same seed gives the same trace, digest and verdict.
 
 use zmq_raft_sim::options::{FaultClass, Overrides};
-use zmq_raft_sim::{default_config, run_seed, Verdict};
+use zmq_raft_sim::{run_seed, Variant, Verdict};
 
 #[test]
 fn the_same_seed_replays_the_same_trace() {
     for seed in [7, 8, 9] {
-        let a = run_seed(seed, &Overrides::default(), default_config, true);
-        let b = run_seed(seed, &Overrides::default(), default_config, true);
+        let a = run_seed(seed, &Overrides::default(), Variant::default(), true);
+        let b = run_seed(seed, &Overrides::default(), Variant::default(), true);
         assert_eq!(a.digest, b.digest, "seed {seed}");
         assert_eq!(a.trace_tail, b.trace_tail, "seed {seed}");
         assert_eq!(a.stats.events, b.stats.events);
         assert_eq!(a.verdict, b.verdict);
         // The digest does not depend on whether readable text is kept.
-        let c = run_seed(seed, &Overrides::default(), default_config, false);
+        let c = run_seed(seed, &Overrides::default(), Variant::default(), false);
         assert_eq!(a.digest, c.digest);
     }
 }
 
 #[test]
 fn different_seeds_give_different_runs() {
-    let a = run_seed(1, &Overrides::default(), default_config, false);
-    let b = run_seed(2, &Overrides::default(), default_config, false);
+    let a = run_seed(1, &Overrides::default(), Variant::default(), false);
+    let b = run_seed(2, &Overrides::default(), Variant::default(), false);
     assert_ne!(a.digest, b.digest);
 }
 
@@ -34,7 +34,7 @@ fn forced_fault_classes_are_honoured() {
         force_off: vec![FaultClass::Partitions],
     };
     for seed in 1..6 {
-        let r = run_seed(seed, &o, default_config, false);
+        let r = run_seed(seed, &o, Variant::default(), false);
         assert_eq!(r.scenario.peers, 5);
         assert!(r.scenario.crash_every_ms > 0 && r.scenario.loss_ppm > 0);
         assert_eq!(r.scenario.partition_every_ms, 0);
@@ -45,7 +45,7 @@ fn forced_fault_classes_are_honoured() {
 #[test]
 fn a_small_swarm_passes() {
     for seed in 100..120 {
-        let r = run_seed(seed, &Overrides::default(), default_config, false);
+        let r = run_seed(seed, &Overrides::default(), Variant::default(), false);
         assert_eq!(
             r.verdict,
             Verdict::Pass,

@@ -1,10 +1,10 @@
 //! Seeds that once failed, kept so what they found stays fixed. Each names what it found.
 
 use zmq_raft_sim::options::Overrides;
-use zmq_raft_sim::{default_config, run_seed, Verdict};
+use zmq_raft_sim::{run_seed, Variant, Verdict};
 
 fn passes(seed: u64) {
-    let r = run_seed(seed, &Overrides::default(), default_config, true);
+    let r = run_seed(seed, &Overrides::default(), Variant::default(), true);
     assert_eq!(
         r.verdict,
         Verdict::Pass,
@@ -25,4 +25,19 @@ fn seed_9077_ack_counted_when_the_client_receives_it() {
 #[test]
 fn seed_10115_ack_counted_when_the_client_receives_it() {
     passes(10115);
+}
+
+/// Simulator model bug found when the real storage engine came in: a truncation is durable
+/// as soon as the engine returns, so the recovery check must not count entries a pending
+/// truncating write had already cut from what the core considered durable.
+#[test]
+fn seed_1828_a_pending_truncation_unreports_what_it_cuts() {
+    passes(1828);
+}
+
+/// Simulator model bug: a peer whose disk was corrupted stays down for good, but the copies it
+/// had acknowledged still counted toward the majority that committed them.
+#[test]
+fn seed_1521_copies_on_a_corrupted_peer_were_acknowledged() {
+    passes(1521);
 }

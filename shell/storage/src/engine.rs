@@ -20,10 +20,10 @@ pub struct Options {
     /// One byte offset is kept in memory per this many entries; finding an entry reads at most
     /// this many records forward.
     pub index_interval: u64,
-    /// Test-only sabotage: skip the directory fsync when creating a segment, to prove the
-    /// tests notice.
-    #[cfg(test)]
-    pub(crate) skip_segment_dir_sync: bool,
+    /// Sabotage for self-tests (unit tests, and the simulator's `broken` builds): skip the
+    /// directory fsync when creating a segment, to prove the tests notice.
+    #[cfg(any(test, feature = "broken"))]
+    pub skip_segment_dir_sync: bool,
 }
 
 impl Default for Options {
@@ -31,7 +31,7 @@ impl Default for Options {
         Options {
             segment_size: 64 << 20,
             index_interval: 64,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "broken"))]
             skip_segment_dir_sync: false,
         }
     }
@@ -48,9 +48,9 @@ impl Options {
     }
 
     pub(crate) fn skips_segment_dir_sync(&self) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "broken"))]
         return self.skip_segment_dir_sync;
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "broken")))]
         false
     }
 }
