@@ -5,12 +5,13 @@
 
 use crate::entry::RequestId;
 use crate::types::LogIndex;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
 pub(crate) struct RequestTable {
-    by_id: BTreeMap<RequestId, LogIndex>,
-    by_age: BTreeSet<(u32, RequestId)>,
+    /// Keyed by the id read as a big-endian integer: its top 32 bits are the creation second,
+    /// so the map's order is also expiry order, and comparisons are integer compares.
+    by_id: BTreeMap<u128, LogIndex>,
     ttl_secs: u64,
 }
 
@@ -20,6 +21,16 @@ pub(crate) enum Freshness {
     Fresh,
     Expired,
     InFuture,
+}
+
+fn key(id: &RequestId) -> u128 {
+    let mut b = [0u8; 16];
+    b[4..].copy_from_slice(&id.0);
+    u128::from_be_bytes(b)
+}
+
+fn secs_of(key: u128) -> u64 {
+    (key >> 64) as u64
 }
 
 impl RequestTable {
@@ -42,7 +53,7 @@ impl RequestTable {
     }
 
     pub fn get(&self, id: &RequestId) -> Option<LogIndex> {
-        self.by_id.get(id).copied()
+        self.by_id.get(&key(id)).copied()
     }
 
     /// Remembers that `id` sits at `index`. The first copy wins: a duplicate is never appended,
@@ -51,28 +62,24 @@ impl RequestTable {
         if id.is_zero() || (id.unix_secs() as u64) + self.ttl_secs < now_secs {
             return;
         }
-        if let std::collections::btree_map::Entry::Vacant(v) = self.by_id.entry(id) {
-            v.insert(index);
-            self.by_age.insert((id.unix_secs(), id));
-        }
+        self.by_id.entry(key(&id)).or_insert(index);
     }
 
     /// Forgets `id` if it was recorded at `index` (the entry was truncated away).
     pub fn remove(&mut self, id: &RequestId, index: LogIndex) {
-        if self.by_id.get(id) == Some(&index) {
-            self.by_id.remove(id);
-            self.by_age.remove(&(id.unix_secs(), *id));
+        let k = key(id);
+        if self.by_id.get(&k) == Some(&index) {
+            self.by_id.remove(&k);
         }
     }
 
     /// Drops ids past their TTL.
     pub fn expire(&mut self, now_secs: u64) {
-        while let Some(&(secs, id)) = self.by_age.first() {
-            if secs as u64 + self.ttl_secs >= now_secs {
+        while let Some((&k, _)) = self.by_id.first_key_value() {
+            if secs_of(k) + self.ttl_secs >= now_secs {
                 break;
             }
-            self.by_age.pop_first();
-            self.by_id.remove(&id);
+            self.by_id.pop_first();
         }
     }
 

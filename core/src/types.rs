@@ -55,9 +55,25 @@ impl fmt::Display for LogIndex {
 }
 
 /// A peer's identity: zmq-raft peer ids are arbitrary strings. Cheap to clone because every
-/// message to send carries one.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// message to send carries one; a driver that reuses the node's own `PeerId` values makes
+/// comparisons a pointer check.
+#[derive(Clone, PartialOrd, Ord)]
 pub struct PeerId(Arc<str>);
+
+impl std::hash::Hash for PeerId {
+    // Hashes the text, consistent with equality (pointer equality implies equal text).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl PartialEq for PeerId {
+    fn eq(&self, other: &PeerId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for PeerId {}
 
 impl PeerId {
     pub fn new(id: &str) -> PeerId {

@@ -164,7 +164,7 @@ impl Scenario {
             } else {
                 0
             },
-            segment_size: [512, 4 << 10, 64 << 10, 64 << 20][pick(0, 3) as usize],
+            segment_size: [4 << 10, 64 << 10, 1 << 20, 64 << 20][pick(0, 3) as usize],
             clients: pick(1, 6) as usize,
             keys: pick(1, 8),
             think_ms: (0, pick(5, 100)),

@@ -267,10 +267,6 @@ impl Node {
     }
 
     pub(super) fn other_voters(&self) -> Vec<PeerId> {
-        self.voters
-            .iter()
-            .filter(|p| **p != self.cfg.id)
-            .cloned()
-            .collect()
+        self.others.clone()
     }
 }

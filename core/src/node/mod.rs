@@ -94,6 +94,10 @@ pub struct Node {
     outputs: VecDeque<Output>,
     /// The leader has new entries to push to followers.
     replicate_pending: bool,
+    /// The voters other than this peer, in order.
+    others: Vec<PeerId>,
+    /// Reused buffer for commit computations.
+    scratch: Vec<LogIndex>,
 }
 
 impl Node {
@@ -138,8 +142,16 @@ impl Node {
             held: VecDeque::new(),
             outputs: VecDeque::new(),
             replicate_pending: false,
+            others: Vec::new(),
+            scratch: Vec::new(),
             cfg,
         };
+        node.others = node
+            .voters
+            .iter()
+            .filter(|p| **p != node.cfg.id)
+            .cloned()
+            .collect();
         node.reset_election_timer();
         node
     }

@@ -199,9 +199,11 @@ impl Node {
     }
 
     pub(super) fn broadcast_append(&mut self) {
-        for peer in self.other_voters() {
-            self.send_appends_to(&peer);
+        let others = std::mem::take(&mut self.others);
+        for peer in &others {
+            self.send_appends_to(peer);
         }
+        self.others = others;
     }
 
     /// Heartbeats keep followers' election timers quiet and carry the commit index; a probe
@@ -256,20 +258,25 @@ impl Node {
         let RoleState::Leader(l) = &self.state else {
             return;
         };
-        let mut matched: Vec<LogIndex> = l.progress.values().map(|p| p.match_index).collect();
+        let mut matched = std::mem::take(&mut self.scratch);
+        matched.clear();
+        matched.extend(l.progress.values().map(|p| p.match_index));
         matched.push(self.log.durable());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
+        // The quorum-th highest match is held by a majority.
+        let q = self.quorum() - 1;
+        let candidate = *matched.select_nth_unstable_by(q, |a, b| b.cmp(a)).1;
+        self.scratch = matched;
         let current_term = self.log.term_at(candidate) == Some(self.term);
         if candidate <= self.commit || !(current_term || self.has_bug(Bug::CommitOldTerm)) {
             return;
         }
         self.set_commit(candidate);
         let commit = self.commit;
-        let l = self.leader_state();
-        let rest = l.waiting.split_off(&commit.next());
-        let done = std::mem::replace(&mut l.waiting, rest);
-        for (index, id) in done {
+        while let Some(entry) = self.leader_state().waiting.first_entry() {
+            if *entry.key() > commit {
+                break;
+            }
+            let (index, id) = entry.remove_entry();
             self.reply(id, ClientResult::Committed { index });
         }
     }

@@ -179,6 +179,20 @@ impl State {
             .retain(|id, node| node.handles > 0 || reachable.contains(id));
     }
 
+    /// Like [`State::collect`] for the one inode whose last handle may just have closed: a
+    /// scan of directory entries, without building the whole reachable set.
+    fn collect_inode(&mut self, id: u64) {
+        let closed = self.inodes.get(&id).is_some_and(|n| n.handles == 0);
+        let linked = || {
+            self.dirs.values().any(|d| {
+                d.durable.values().any(|&i| i == id) || d.current.values().any(|&i| i == id)
+            })
+        };
+        if closed && !linked() {
+            self.inodes.remove(&id);
+        }
+    }
+
     fn lose_unsynced(&mut self) {
         for d in self.dirs.values_mut() {
             d.current = d.durable.clone();
@@ -476,7 +490,7 @@ impl Drop for MemFile {
         if let Some(node) = s.inodes.get_mut(&self.inode) {
             node.handles = node.handles.saturating_sub(1);
         }
-        s.collect();
+        s.collect_inode(self.inode);
     }
 }
 
