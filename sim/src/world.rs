@@ -821,9 +821,9 @@ impl World {
             return;
         }
         let sent_by = self.peers[from].incarnation;
-        if faults && self.chance_ppm(self.sc.dup_ppm) {
+        let duplicate = (faults && self.chance_ppm(self.sc.dup_ppm)).then(|| msg.clone());
+        for msg in std::iter::once(msg).chain(duplicate) {
             let d = self.net_delay();
-            let msg = msg.clone();
             self.schedule(
                 d,
                 Event::Deliver {
@@ -834,16 +834,6 @@ impl World {
                 },
             );
         }
-        let d = self.net_delay();
-        self.schedule(
-            d,
-            Event::Deliver {
-                from,
-                to,
-                msg,
-                sent_by,
-            },
-        );
     }
 
     fn repartition(&mut self) {
