@@ -122,7 +122,7 @@ impl Lean {
                     Output::Reply(_, ClientResult::Committed { .. }) => self.c.committed += 1,
                     Output::Reply(_, ClientResult::Accepted { .. }) => {}
                     Output::Reply(id, other) => panic!("proposal {id} refused: {other:?}"),
-                    Output::Changed { .. } => {}
+                    Output::Changed { .. } | Output::Read(..) => {}
                 }
             }
             match last_write {

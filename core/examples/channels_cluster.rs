@@ -157,6 +157,8 @@ impl NodeDriver {
                 Output::Reply(id, result) => {
                     let _ = self.client.send((self.me, id, result));
                 }
+                // This example issues no linearizable reads (`Node::read`).
+                Output::Read(..) => {}
                 Output::Changed { role, term, leader } => {
                     eprintln!(
                         "  {}: {role:?} in term {term}, leader {}",

@@ -14,14 +14,17 @@ pub enum Bug {
     DoubleVote,
     /// A restarted peer forgets the request ids in its log.
     ForgetRequestIds,
+    /// A leader serves a ReadIndex read without confirming its leadership first.
+    ReadWithoutRound,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::AckBeforeDurable,
         Bug::CommitOldTerm,
         Bug::SkipTruncate,
         Bug::DoubleVote,
         Bug::ForgetRequestIds,
+        Bug::ReadWithoutRound,
     ];
 }

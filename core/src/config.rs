@@ -28,6 +28,13 @@ pub struct Config {
     pub request_id_ttl_secs: u64,
     /// Request ids claiming to be made further in the future than this are refused.
     pub request_id_max_future_secs: u64,
+    /// How long a leader goes without hearing from a majority before stepping down
+    /// (CheckQuorum); 0 means the minimum election timeout. Safety never depends on it.
+    pub check_quorum_ms: u64,
+    /// Serve reads on a leader without a heartbeat round while its lease is provably valid.
+    pub lease_reads: bool,
+    /// Bound on any peer's clock rate error, in parts per million; leases shrink by twice it.
+    pub max_clock_drift_ppm: u64,
     /// A planted bug (simulator self-test only).
     #[cfg(feature = "broken")]
     pub bug: Option<crate::broken::Bug>,
@@ -49,6 +56,9 @@ impl Config {
             max_entry_bytes: 4 << 20,
             request_id_ttl_secs: 8 * 3600,
             request_id_max_future_secs: 3600,
+            check_quorum_ms: 0,
+            lease_reads: false,
+            max_clock_drift_ppm: 100_000,
             #[cfg(feature = "broken")]
             bug: None,
         }

@@ -18,9 +18,10 @@ pub mod types;
 pub use config::Config;
 pub use entry::{Entry, EntryError, EntryType, RequestId, ENTRY_HEADER_LEN};
 pub use message::{
-    AppendEntries, AppendOutcome, AppendResponse, Message, RequestVote, VoteResponse,
+    AppendEntries, AppendOutcome, AppendResponse, Message, ReadIndexRequest, ReadIndexResponse,
+    RequestVote, VoteResponse,
 };
 pub use node::Node;
-pub use output::{ClientResult, Output, Role};
+pub use output::{ClientResult, Output, ReadResult, Role};
 pub use persist::{HardState, Recovered, Write};
-pub use types::{LogIndex, Now, PeerId, Term, Time, WriteId};
+pub use types::{LogIndex, Now, PeerId, ReadId, Term, Time, WriteId};

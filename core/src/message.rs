@@ -11,6 +11,24 @@ pub enum Message {
     VoteResponse(VoteResponse),
     AppendEntries(AppendEntries),
     AppendResponse(AppendResponse),
+    /// A follower asks the leader for a read index on behalf of its read `ctx`.
+    ReadIndex(ReadIndexRequest),
+    ReadIndexResponse(ReadIndexResponse),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    pub term: Term,
+    pub ctx: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexResponse {
+    pub term: Term,
+    pub ctx: u64,
+    /// The index the read must wait for, or `None` when the responder is not (or no longer)
+    /// the leader.
+    pub index: Option<LogIndex>,
 }
 
 /// A vote request. With `pre_vote` set it asks "would you vote for me in `term`?" and changes
@@ -38,12 +56,17 @@ pub struct AppendEntries {
     pub prev_log_term: Term,
     pub leader_commit: LogIndex,
     pub entries: Vec<Entry>,
+    /// The leader's latest read-confirmation round; echoed in the response, it proves the
+    /// follower still accepted this leader after the round began (ReadIndex).
+    pub read_seq: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendResponse {
     pub term: Term,
     pub outcome: AppendOutcome,
+    /// The `read_seq` of the AppendEntries answered.
+    pub read_seq: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +91,8 @@ impl Message {
             Message::VoteResponse(m) => m.term,
             Message::AppendEntries(m) => m.term,
             Message::AppendResponse(m) => m.term,
+            Message::ReadIndex(m) => m.term,
+            Message::ReadIndexResponse(m) => m.term,
         }
     }
 
@@ -80,6 +105,8 @@ impl Message {
             Message::VoteResponse(_) => "VoteResponse",
             Message::AppendEntries(_) => "AppendEntries",
             Message::AppendResponse(_) => "AppendResponse",
+            Message::ReadIndex(_) => "ReadIndex",
+            Message::ReadIndexResponse(_) => "ReadIndexResponse",
         }
     }
 }

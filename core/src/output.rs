@@ -3,7 +3,7 @@
 use crate::entry::{Entry, RequestId};
 use crate::message::Message;
 use crate::persist::Write;
-use crate::types::{LogIndex, PeerId, Term, WriteId};
+use crate::types::{LogIndex, PeerId, ReadId, Term, WriteId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -31,6 +31,16 @@ pub enum ClientResult {
     TooLarge { size: usize, max: usize },
 }
 
+/// The outcome of [`crate::Node::read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadResult {
+    Ready,
+    /// No leader could confirm the read; retry, with the one named if known.
+    NotLeader {
+        leader: Option<PeerId>,
+    },
+}
+
 /// One thing for the driver to do. Drain with `Node::poll_output` after every input, and carry
 /// each out in the order received:
 ///
@@ -39,6 +49,7 @@ pub enum ClientResult {
 /// * `Send`: send at once. Nothing that depends on an unsynced write is ever emitted.
 /// * `Apply`: committed entries, contiguous and in order, ready for the state machine.
 /// * `Reply`: answer the client waiting on that request id.
+/// * `Read`: a read is linearizable at this point (or failed).
 /// * `Changed`: role, term or leader changed (for logs, monitors and clients).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -49,6 +60,9 @@ pub enum Output {
         entries: Vec<Entry>,
     },
     Reply(RequestId, ClientResult),
+    /// The outcome of a linearizable read: on `Ready`, serve it from the state machine now
+    /// (every `Apply` it needs came before).
+    Read(ReadId, ReadResult),
     Changed {
         role: Role,
         term: Term,

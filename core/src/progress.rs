@@ -23,6 +23,8 @@ pub(crate) struct Progress {
     inflight_bytes: usize,
     /// Heard from since the last CheckQuorum round.
     pub recent_active: bool,
+    /// The latest read-confirmation round the follower answered.
+    pub acked_seq: u64,
     /// When the follower last acknowledged progress (or replication to it (re)started).
     pub last_ack: Time,
 }
@@ -36,6 +38,7 @@ impl Progress {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             recent_active: false,
+            acked_seq: 0,
             last_ack: now,
         }
     }
@@ -67,7 +70,9 @@ impl Progress {
 
     /// The follower matches up to `index`. Returns whether that is news.
     pub fn acknowledged(&mut self, index: LogIndex, now: Time) -> bool {
-        if let ReplicationState::Probe { .. } = self.state {
+        // Only the probe itself succeeding proves where the logs match; an answer to a
+        // heartbeat at the old match point does not.
+        if matches!(self.state, ReplicationState::Probe { .. }) && index.next() >= self.next_index {
             self.state = ReplicationState::Replicate;
         }
         while let Some(&(last, bytes)) = self.inflight.front() {

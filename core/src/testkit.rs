@@ -3,8 +3,8 @@
 //! full fault-injecting simulator lives in the `sim` crate.
 
 use crate::{
-    ClientResult, Config, Entry, HardState, Message, Node, Now, Output, PeerId, Recovered,
-    RequestId, Role, Write, WriteId,
+    ClientResult, Config, Entry, HardState, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
+    Recovered, RequestId, Role, Write, WriteId,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -50,6 +50,7 @@ pub struct Cluster {
     pub cut: BTreeSet<(PeerId, PeerId)>,
     pub applied: BTreeMap<PeerId, Vec<Entry>>,
     pub replies: Vec<(PeerId, RequestId, ClientResult)>,
+    pub reads: Vec<(PeerId, ReadId, ReadResult)>,
     pub now_ms: u64,
     pub unix_secs: u64,
     /// Sync disks right after each drain; when false, tests call `sync` themselves.
@@ -73,6 +74,7 @@ impl Cluster {
             cut: BTreeSet::new(),
             applied: BTreeMap::new(),
             replies: Vec::new(),
+            reads: Vec::new(),
             now_ms: 0,
             unix_secs: 1_700_000_000,
             auto_sync: true,
@@ -132,6 +134,7 @@ impl Cluster {
                     applied.extend(entries);
                 }
                 Output::Reply(rid, res) => self.replies.push((id.clone(), rid, res)),
+                Output::Read(rid, res) => self.reads.push((id.clone(), rid, res)),
                 Output::Changed { .. } => {}
             }
         }

@@ -147,6 +147,12 @@ impl Now {
     }
 }
 
+/// The driver's name for one linearizable read, unique among its reads in flight on this node.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ReadId(pub u64);
+
 /// Identifies a durable write the core asked for. The driver performs writes in `WriteId`
 /// order; reporting `persisted(w)` promises every write up to and including `w` is on disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -67,6 +67,11 @@ impl KvStore {
         self.results.insert(index, ret);
     }
 
+    /// A read served outside the log (ReadIndex or lease).
+    pub fn get(&self, key: Key) -> Option<Value> {
+        self.data.get(&key).copied()
+    }
+
     pub fn result(&self, index: LogIndex) -> Option<&Ret> {
         self.results.get(&index)
     }

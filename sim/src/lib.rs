@@ -148,13 +148,14 @@ pub mod planted {
     use super::Variant;
     use zmq_raft_core::broken::Bug;
 
-    pub const NAMES: [&str; 6] = [
+    pub const NAMES: [&str; 7] = [
         "ack-before-durable",
         "commit-old-term",
         "skip-truncate",
         "double-vote",
         "forget-request-ids",
         "skip-dir-sync",
+        "read-without-round",
     ];
 
     pub fn by_name(name: &str) -> Option<Variant> {
@@ -166,6 +167,7 @@ pub mod planted {
             "double-vote" => v.core = |c| c.bug = Some(Bug::DoubleVote),
             "forget-request-ids" => v.core = |c| c.bug = Some(Bug::ForgetRequestIds),
             "skip-dir-sync" => v.storage = |o| o.skip_segment_dir_sync = true,
+            "read-without-round" => v.core = |c| c.bug = Some(Bug::ReadWithoutRound),
             _ => return None,
         }
         Some(v)

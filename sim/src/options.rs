@@ -60,6 +60,16 @@ pub struct Overrides {
     pub force_off: Vec<FaultClass>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// A read is a command in the log, answered when applied.
+    Log,
+    /// `Node::read`: a heartbeat round confirms leadership, then the state machine answers.
+    ReadIndex,
+    /// `Node::read` with leader leases under the scenario's clock-drift bound.
+    Lease,
+}
+
 /// A scenario, fully determined by the seed and the overrides.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -102,10 +112,15 @@ pub struct Scenario {
     pub think_ms: (u64, u64),
     pub client_timeout_ms: u64,
     /// Core settings the seed varies too, so flow control and batching limits get exercised.
+    /// How clients read: through the log, by ReadIndex, or by ReadIndex with leases.
+    pub reads: ReadMode,
     pub max_batch_entries: usize,
     pub max_inflight_msgs: usize,
     pub election_timeout_ms: (u64, u64),
     pub heartbeat_ms: u64,
+    /// CheckQuorum period as a multiple of the minimum election timeout: a slow one keeps a
+    /// deposed leader believing it leads for longer, which is what reads must survive.
+    pub check_quorum_factor: u64,
 }
 
 impl Scenario {
@@ -174,10 +189,17 @@ impl Scenario {
             } else {
                 0
             },
+            reads: [
+                ReadMode::Log,
+                ReadMode::ReadIndex,
+                ReadMode::ReadIndex,
+                ReadMode::Lease,
+            ][pick(0, 3) as usize],
             max_batch_entries: [1, 2, 4, 16, 64, 1024][pick(0, 5) as usize],
             max_inflight_msgs: [1, 2, 8, 32][pick(0, 3) as usize],
             election_timeout_ms: [(150, 300), (200, 400), (300, 600)][pick(0, 2) as usize],
             heartbeat_ms: pick(20, 60),
+            check_quorum_factor: [1, 1, 3, 10][pick(0, 3) as usize],
         }
     }
 
@@ -238,12 +260,14 @@ impl fmt::Display for Scenario {
         )?;
         write!(
             f,
-            "\ncore:     batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms; storage: {} B segments, corruption on {:.0}% of crashes",
+            "\ncore:     reads {:?}, batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms, check quorum x{}; storage: {} B segments, corruption on {:.0}% of crashes",
+            self.reads,
             self.max_batch_entries,
             self.max_inflight_msgs,
             self.election_timeout_ms.0,
             self.election_timeout_ms.1,
             self.heartbeat_ms,
+            self.check_quorum_factor,
             self.segment_size,
             self.corrupt_ppm as f64 / 1e4
         )

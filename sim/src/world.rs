@@ -5,7 +5,7 @@ use crate::checker::{Checker, PeerLog, Violation};
 use crate::disk::Disk;
 use crate::kv::{Command, KvStore};
 use crate::linearizability::{History, Op, Ret};
-use crate::options::Scenario;
+use crate::options::{ReadMode, Scenario};
 use crate::trace::Trace;
 use crate::Variant;
 use rand_chacha::ChaCha8Rng;
@@ -13,8 +13,8 @@ use rand_core::{RngCore, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use zmq_raft_core::{
-    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, RequestId, Role, Term,
-    Write,
+    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
+    RequestId, Role, Term, Write,
 };
 use zmq_raft_storage::{CrashFault, Engine, Fs, MemFs, Options, StorageError, SyncDone};
 
@@ -78,8 +78,9 @@ enum Event {
 
 #[derive(Debug, Clone)]
 enum Reply {
-    /// The result of the command applied at this index.
-    Done(Ret, LogIndex),
+    /// The result, with the index its command was applied at (none for a read served outside
+    /// the log).
+    Done(Ret, Option<LogIndex>),
     Redirect(Option<usize>),
     Refused,
 }
@@ -147,6 +148,9 @@ struct Peer {
     timer_at: Option<u64>,
     /// Clients waiting for a request id's result.
     waiting: BTreeMap<RequestId, BTreeSet<usize>>,
+    /// Reads in flight on this peer: read id -> (client, request id of the operation, key).
+    reads: BTreeMap<ReadId, (usize, RequestId, u64)>,
+    next_read: u64,
     /// Committed, waiting for this peer to apply the index to answer.
     awaiting_apply: Vec<(LogIndex, RequestId, usize)>,
 }
@@ -246,6 +250,8 @@ impl World {
                     },
                     timer_at: None,
                     waiting: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    next_read: 0,
                     awaiting_apply: Vec::new(),
                 }
             })
@@ -519,6 +525,10 @@ impl World {
         cfg.max_inflight_msgs = self.sc.max_inflight_msgs;
         (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms) = self.sc.election_timeout_ms;
         cfg.heartbeat_interval_ms = self.sc.heartbeat_ms;
+        cfg.lease_reads = self.sc.reads == ReadMode::Lease;
+        cfg.check_quorum_ms = cfg.election_timeout_min_ms * self.sc.check_quorum_factor;
+        // The declared bound is the simulated one: each peer's clock rate is within it.
+        cfg.max_clock_drift_ppm = self.sc.drift_ppm as u64;
         (self.variant.core)(&mut cfg);
         let recovered = self.peers[p]
             .recovered
@@ -612,6 +622,7 @@ impl World {
         peer.incarnation += 1;
         peer.timer_at = None;
         peer.waiting.clear();
+        peer.reads.clear();
         peer.awaiting_apply.clear();
         peer.fs.crash(fault.clone());
         self.crash_applied.insert(p, applied);
@@ -690,6 +701,7 @@ impl World {
                     self.answer_applied(p)?;
                 }
                 Output::Reply(rid, result) => self.peer_reply(p, rid, result)?,
+                Output::Read(id, result) => self.read_done(p, id, result),
                 Output::Changed { role, term, leader } => {
                     self.trace
                         .record(self.now, &[5, p as u64, role as u64, term.0], || {
@@ -1006,6 +1018,9 @@ impl World {
         if self.peers[peer].node.is_none() {
             return Ok(());
         }
+        if let (Command::Get { key }, false) = (p.cmd, self.sc.reads == ReadMode::Log) {
+            return self.client_read(client, peer, rid, key);
+        }
         self.trace
             .record(self.now, &[8, client as u64, peer as u64], || {
                 format!("client {client} -> p{peer}  propose {rid}")
@@ -1076,7 +1091,9 @@ impl World {
                 .and_then(|n| n.entry(index))
                 .map(|e| e.request_id());
             match ret {
-                Some(ret) if holder == Some(rid) => self.reply_to(c, rid, Reply::Done(ret, index)),
+                Some(ret) if holder == Some(rid) => {
+                    self.reply_to(c, rid, Reply::Done(ret, Some(index)))
+                }
                 _ => {
                     return Err(Violation {
                         invariant: "acknowledged never lost",
@@ -1088,6 +1105,42 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    fn client_read(
+        &mut self,
+        client: usize,
+        peer: usize,
+        rid: RequestId,
+        key: u64,
+    ) -> Result<(), Violation> {
+        let p = &mut self.peers[peer];
+        p.next_read += 1;
+        let id = ReadId(p.next_read);
+        p.reads.insert(id, (client, rid, key));
+        self.trace
+            .record(self.now, &[12, client as u64, peer as u64], || {
+                format!("client {client} -> p{peer}  read k{key} ({id:?})")
+            });
+        let now = self.peer_now(peer);
+        self.peers[peer]
+            .node
+            .as_mut()
+            .expect("running")
+            .read(now, id);
+        self.after_input(peer)
+    }
+
+    /// The core says a read may be served now (or failed): answer from this peer's state.
+    fn read_done(&mut self, p: usize, id: ReadId, result: ReadResult) {
+        let Some((client, rid, key)) = self.peers[p].reads.remove(&id) else {
+            return;
+        };
+        let reply = match result {
+            ReadResult::Ready => Reply::Done(Ret::Value(self.peers[p].kv.get(key)), None),
+            ReadResult::NotLeader { leader } => Reply::Redirect(leader.map(|l| self.index_of(&l))),
+        };
+        self.reply_to(client, rid, reply);
     }
 
     fn reply_to(&mut self, client: usize, rid: RequestId, reply: Reply) {
@@ -1118,10 +1171,12 @@ impl World {
         match reply {
             Reply::Done(ret, index) => {
                 self.trace.record(self.now, &[9, client as u64, seq], || {
-                    format!("client {client} done: {ret:?} at {index}")
+                    format!("client {client} done: {ret:?} at {index:?}")
                 });
                 // Acknowledged now: the client saw it. From here on it must never be lost.
-                self.checker.on_ack(rid, index)?;
+                if let Some(index) = index {
+                    self.checker.on_ack(rid, index)?;
+                }
                 self.history.complete(handle, self.now, ret);
                 self.stats.ops_completed += 1;
                 self.clients[client].current = None;
@@ -1165,5 +1220,12 @@ fn describe(msg: &Message) -> String {
             m.entries.len()
         ),
         Message::AppendResponse(m) => format!("AppendResponse t{} {:?}", m.term, m.outcome),
+        Message::ReadIndex(m) => format!("ReadIndex t{} ctx {}", m.term, m.ctx),
+        Message::ReadIndexResponse(m) => {
+            format!(
+                "ReadIndexResponse t{} ctx {} index {:?}",
+                m.term, m.ctx, m.index
+            )
+        }
     }
 }

@@ -50,6 +50,11 @@ fn skipping_the_directory_sync_of_a_new_segment_is_caught() {
 }
 
 #[test]
+fn serving_a_read_before_the_heartbeat_round_is_caught() {
+    caught("read-without-round");
+}
+
+#[test]
 fn every_planted_bug_has_a_test() {
-    assert_eq!(planted::NAMES.len(), 6);
+    assert_eq!(planted::NAMES.len(), 7);
 }

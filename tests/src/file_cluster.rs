@@ -100,7 +100,7 @@ impl FileCluster {
                     Output::Send(to, msg) => self.net.push_back((id.clone(), to, msg)),
                     Output::Apply { entries, .. } => peer.applied.extend(entries),
                     Output::Reply(rid, result) => self.replies.push((rid, result)),
-                    Output::Changed { .. } => {}
+                    Output::Changed { .. } | Output::Read(..) => {}
                 }
             }
             let Some(w) = peer.unsynced.take() else {

@@ -5,7 +5,7 @@ use crate::entry::Entry;
 use crate::message::{AppendOutcome, AppendResponse, Message, RequestVote, VoteResponse};
 use crate::output::Role;
 use crate::progress::Progress;
-use crate::types::PeerId;
+use crate::types::{LogIndex, PeerId};
 use std::collections::BTreeMap;
 
 impl Node {
@@ -48,8 +48,13 @@ impl Node {
                             hint_term: crate::types::Term(0),
                             hint_index: ae.prev_log_index,
                         },
+                        read_seq: ae.read_seq,
                     };
                     self.send_after_durable(from.clone(), Message::AppendResponse(resp));
+                }
+                Message::ReadIndex(req) => {
+                    let req = req.clone();
+                    self.handle_read_index(from, req);
                 }
                 _ => {}
             }
@@ -61,7 +66,7 @@ impl Node {
     /// A follower that heard from its leader within the minimum election timeout (or a leader
     /// itself) refuses to help unseat it.
     fn in_leader_lease(&self) -> bool {
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || self.now.mono < self.quiet_until {
             return true;
         }
         match (&self.leader, self.leader_contact) {
@@ -164,6 +169,7 @@ impl Node {
 
     fn become_pre_candidate(&mut self) {
         log::debug!("{}: pre-vote for term {}", self.cfg.id, self.term.next());
+        self.abandon_reads(false);
         self.role = Role::PreCandidate;
         self.leader = None;
         self.leader_contact = None;
@@ -233,20 +239,29 @@ impl Node {
         self.state = RoleState::Leader(LeaderState {
             progress,
             heartbeat_due: now.plus_ms(self.cfg.heartbeat_interval_ms),
-            quorum_check_due: now.plus_ms(self.cfg.election_timeout_min_ms),
+            quorum_check_due: now.plus_ms(self.check_quorum_interval()),
             waiting: BTreeMap::new(),
+            term_start: LogIndex::ZERO,
         });
         self.announce();
         // The CHECKPOINT lets entries of earlier terms commit without waiting for a client
         // update (RAFT.md), and gives this term an entry of its own to commit.
-        self.append_as_leader(Entry::checkpoint(self.term));
+        let start = self.append_as_leader(Entry::checkpoint(self.term));
+        self.leader_state().term_start = start;
+    }
+
+    fn check_quorum_interval(&self) -> u64 {
+        match self.cfg.check_quorum_ms {
+            0 => self.cfg.election_timeout_min_ms,
+            ms => ms,
+        }
     }
 
     /// CheckQuorum: a leader that heard from no majority for an election timeout steps down.
     /// Returns whether it is still leader.
     pub(super) fn check_quorum(&mut self) -> bool {
         let quorum = self.quorum();
-        let due = self.now.mono.plus_ms(self.cfg.election_timeout_min_ms);
+        let due = self.now.mono.plus_ms(self.check_quorum_interval());
         let l = self.leader_state();
         let active = 1 + l.progress.values().filter(|p| p.recent_active).count();
         for p in l.progress.values_mut() {

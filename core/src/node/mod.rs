@@ -19,6 +19,7 @@
 //! its local write (Raft thesis 10.2.1), because they promise nothing about the leader's disk.
 
 mod election;
+mod read;
 mod replication;
 
 #[cfg(feature = "broken")]
@@ -54,6 +55,8 @@ struct LeaderState {
     quorum_check_due: Time,
     /// Committed-reply owed to clients: index -> request id.
     waiting: BTreeMap<LogIndex, RequestId>,
+    /// Index of this term's first entry (its CHECKPOINT).
+    term_start: LogIndex,
 }
 
 /// A message that must wait for durable writes.
@@ -98,6 +101,10 @@ pub struct Node {
     others: Vec<PeerId>,
     /// Reused buffer for commit computations.
     scratch: Vec<LogIndex>,
+    reads: read::Reads,
+    /// A freshly started peer does not know whether a leader's lease is running, so it grants
+    /// no vote before this time (what makes lease reads safe across restarts).
+    quiet_until: Time,
 }
 
 impl Node {
@@ -144,6 +151,8 @@ impl Node {
             replicate_pending: false,
             others: Vec::new(),
             scratch: Vec::new(),
+            reads: read::Reads::default(),
+            quiet_until: now.mono.plus_ms(cfg.election_timeout_min_ms),
             cfg,
         };
         node.others = node
@@ -266,6 +275,8 @@ impl Node {
             Message::VoteResponse(m) => self.handle_vote_response(from, m),
             Message::AppendEntries(m) => self.handle_append_entries(from, m),
             Message::AppendResponse(m) => self.handle_append_response(from, m),
+            Message::ReadIndex(m) => self.handle_read_index(from, m),
+            Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
         }
     }
 
@@ -373,7 +384,9 @@ impl Node {
             self.replicate_pending = false;
             self.broadcast_append();
         }
+        self.flush_read_round();
         self.maybe_apply();
+        self.serve_reads();
     }
 
     fn issue_log_write(&mut self) {
@@ -526,6 +539,12 @@ impl Node {
             self.voted_for = None;
             self.persist_hard_state();
         }
+        let was_leader = self.role == Role::Leader;
+        if was_leader || self.leader != leader {
+            let old = std::mem::replace(&mut self.leader, leader.clone());
+            self.abandon_reads(was_leader);
+            self.leader = old;
+        }
         if let RoleState::Leader(l) = std::mem::replace(&mut self.state, RoleState::Follower) {
             let leader = leader.clone();
             for (_, id) in l.waiting {
@@ -556,6 +575,7 @@ enum Bug {
     CommitOldTerm,
     SkipTruncate,
     DoubleVote,
+    ReadWithoutRound,
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ impl Node {
         let resp = AppendResponse {
             term: self.term,
             outcome,
+            read_seq: ae.read_seq,
         };
         // Held until the appended entries (and our term) are durable.
         self.send_after_durable(from.clone(), Message::AppendResponse(resp));
@@ -107,12 +108,18 @@ impl Node {
             } => self.next_after_conflict(*hint_term, *hint_index),
             AppendOutcome::Success { .. } => LogIndex::ZERO,
         };
-        let last = self.log.last_index();
         let l = self.leader_state();
         let Some(pr) = l.progress.get_mut(from) else {
             return;
         };
         pr.recent_active = true;
+        pr.acked_seq = pr.acked_seq.max(resp.read_seq);
+        self.on_round_ack();
+        let last = self.log.last_index();
+        let l = self.leader_state();
+        let Some(pr) = l.progress.get_mut(from) else {
+            return;
+        };
         match resp.outcome {
             AppendOutcome::Success { match_index } => {
                 if match_index > last {
@@ -184,6 +191,7 @@ impl Node {
                 prev_log_term: prev_term,
                 leader_commit: self.commit,
                 entries,
+                read_seq: self.reads.seq,
             };
             self.leader_state()
                 .progress
@@ -214,6 +222,7 @@ impl Node {
         let stall = self.cfg.replication_timeout_ms;
         let term = self.term;
         let commit = self.commit;
+        self.begin_round();
         let l = self.leader_state();
         l.heartbeat_due = now.plus_ms(interval);
         let mut plain = Vec::new();
@@ -229,26 +238,47 @@ impl Node {
                         pr.become_probe(now);
                         resend.push(peer.clone());
                     } else {
-                        // At the known match point, so it cannot be refused and upsets no
-                        // pipeline; the commit is capped by what the follower is known to hold.
                         plain.push((peer.clone(), pr.match_index));
                     }
                 }
             }
         }
         for (peer, m) in plain {
-            let ae = AppendEntries {
-                term,
-                prev_log_index: m,
-                prev_log_term: self.log.term_at(m).unwrap_or(Term(0)),
-                leader_commit: commit.min(m),
-                entries: Vec::new(),
-            };
-            self.outputs
-                .push_back(Output::Send(peer, Message::AppendEntries(ae)));
+            self.send_plain_heartbeat(peer, m, term, commit);
         }
         for peer in resend {
             self.send_appends_to(&peer);
+        }
+    }
+
+    /// An empty AppendEntries at the follower's known match point: it cannot be refused and
+    /// upsets no pipeline; the commit it carries is capped by what the follower is known to hold.
+    fn send_plain_heartbeat(&mut self, peer: PeerId, m: LogIndex, term: Term, commit: LogIndex) {
+        let ae = AppendEntries {
+            term,
+            prev_log_index: m,
+            prev_log_term: self.log.term_at(m).unwrap_or(Term(0)),
+            leader_commit: commit.min(m),
+            entries: Vec::new(),
+            read_seq: self.reads.seq,
+        };
+        self.outputs
+            .push_back(Output::Send(peer, Message::AppendEntries(ae)));
+    }
+
+    /// A heartbeat to every follower, whatever its replication state: a read round.
+    pub(super) fn send_heartbeats(&mut self) {
+        let (term, commit) = (self.term, self.commit);
+        let RoleState::Leader(l) = &self.state else {
+            return;
+        };
+        let targets: Vec<(PeerId, LogIndex)> = l
+            .progress
+            .iter()
+            .map(|(p, pr)| (p.clone(), pr.match_index))
+            .collect();
+        for (peer, m) in targets {
+            self.send_plain_heartbeat(peer, m, term, commit);
         }
     }
 

@@ -48,6 +48,11 @@ fn last_write(outs: &[Output]) -> Option<WriteId> {
     })
 }
 
+/// A time past a fresh node's quiet period, when it may vote.
+fn after_quiet() -> Now {
+    Now::new(1_000, 0)
+}
+
 fn three_node(id: &str) -> Node {
     let cfg = Config::new(PeerId::new(id), vec!["a".into(), "b".into(), "c".into()]);
     Node::new(cfg, Recovered::default(), 7, Now::new(0, 1_700_000_000))
@@ -301,12 +306,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         last_log_term: Term(2),
         pre_vote: false,
     };
-    let outs = step_and_drain(
-        &mut node,
-        Now::new(0, 0),
-        "b",
-        Message::RequestVote(shorter),
-    );
+    let outs = step_and_drain(&mut node, after_quiet(), "b", Message::RequestVote(shorter));
     // The term is adopted (a write), the vote refused.
     let w = last_write(&outs).expect("term persisted");
     node.persisted(w);
@@ -325,7 +325,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         last_log_term: Term(1),
         pre_vote: false,
     };
-    let outs = step_and_drain(&mut node, Now::new(0, 0), "c", Message::RequestVote(older));
+    let outs = step_and_drain(&mut node, after_quiet(), "c", Message::RequestVote(older));
     assert!(matches!(
         sends(&outs)[..],
         [Message::VoteResponse(VoteResponse { granted: false, .. })]
@@ -339,7 +339,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
     };
     let outs = step_and_drain(
         &mut node,
-        Now::new(0, 0),
+        after_quiet(),
         "c",
         Message::RequestVote(good.clone()),
     );
@@ -350,7 +350,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         sends(&outs)[..],
         [Message::VoteResponse(VoteResponse { granted: true, .. })]
     ));
-    let outs = step_and_drain(&mut node, Now::new(0, 0), "b", Message::RequestVote(good));
+    let outs = step_and_drain(&mut node, after_quiet(), "b", Message::RequestVote(good));
     assert!(
         matches!(
             sends(&outs)[..],
@@ -370,6 +370,7 @@ fn an_append_is_acknowledged_only_once_durable() {
         prev_log_term: Term(0),
         leader_commit: LogIndex(0),
         entries: entries(&[1, 1]),
+        read_seq: 0,
     };
     let outs = step_and_drain(&mut node, Now::new(0, 0), "a", Message::AppendEntries(ae));
     assert!(sends(&outs).is_empty(), "acknowledged before durable");
@@ -386,7 +387,8 @@ fn an_append_is_acknowledged_only_once_durable() {
             term: Term(1),
             outcome: AppendOutcome::Success {
                 match_index: LogIndex(2)
-            }
+            },
+            read_seq: 0,
         })]
     );
 }
@@ -426,6 +428,7 @@ fn conflict_hint_names_the_conflicting_term_and_its_first_index() {
             prev_log_term: Term(prev_term),
             leader_commit: LogIndex(0),
             entries: vec![],
+            read_seq: 0,
         })
     };
     let mut answer = |msg| {
@@ -476,6 +479,7 @@ fn a_stale_append_never_truncates_a_longer_matching_log() {
             prev_log_term: Term(0),
             leader_commit: LogIndex(0),
             entries: entries(&vec![1; n]),
+            read_seq: 0,
         })
     };
     let outs = step_and_drain(&mut node, Now::new(0, 0), "a", ae(3));
@@ -504,6 +508,7 @@ fn raft_messages_from_non_members_are_dropped() {
         prev_log_term: Term(0),
         leader_commit: LogIndex(0),
         entries: entries(&[9]),
+        read_seq: 0,
     };
     let outs = step_and_drain(
         &mut node,
@@ -791,4 +796,121 @@ fn a_slow_follower_is_bounded_by_the_inflight_window() {
         c.nodes[&leader].commit_index()
     );
     assert_eq!(c.nodes[&slow].last_index(), LogIndex(21));
+}
+
+#[test]
+fn a_freshly_started_peer_grants_no_vote_for_an_election_timeout() {
+    let cfg = Config::new(PeerId::new("a"), vec!["a".into(), "b".into(), "c".into()]);
+    let mut node = Node::new(cfg, Recovered::default(), 1, Now::new(0, 0));
+    let rv = RequestVote {
+        term: Term(1),
+        last_log_index: LogIndex(0),
+        last_log_term: Term(0),
+        pre_vote: false,
+    };
+    // A leader's lease might still run: a vote now could let a second leader overlap it.
+    let outs = step_and_drain(
+        &mut node,
+        Now::new(10, 0),
+        "b",
+        Message::RequestVote(rv.clone()),
+    );
+    assert_eq!(node.term(), Term(0));
+    assert!(matches!(
+        sends(&outs)[..],
+        [Message::VoteResponse(VoteResponse { granted: false, .. })]
+    ));
+    let outs = step_and_drain(&mut node, after_quiet(), "b", Message::RequestVote(rv));
+    node.persisted(last_write(&outs).unwrap());
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    assert!(matches!(
+        sends(&outs)[..],
+        [Message::VoteResponse(VoteResponse { granted: true, .. })]
+    ));
+}
+
+fn reads_ready(c: &Cluster, id: ReadId) -> Option<ReadResult> {
+    c.reads
+        .iter()
+        .rev()
+        .find(|(_, r, _)| *r == id)
+        .map(|(_, _, res)| res.clone())
+}
+
+#[test]
+fn a_leader_read_waits_for_a_heartbeat_round() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let now = c.now();
+    c.nodes.get_mut(&leader).unwrap().read(now, ReadId(1));
+    c.drain(&leader);
+    assert_eq!(reads_ready(&c, ReadId(1)), None, "served before the round");
+    let round: Vec<_> = c
+        .net
+        .iter()
+        .filter(|(f, _, m)| *f == leader && matches!(m, Message::AppendEntries(_)))
+        .collect();
+    assert_eq!(round.len(), 2, "one heartbeat per follower");
+    c.deliver_all();
+    assert_eq!(reads_ready(&c, ReadId(1)), Some(ReadResult::Ready));
+}
+
+#[test]
+fn an_isolated_leader_never_serves_a_read() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.isolate(&leader);
+    let now = c.now();
+    c.nodes.get_mut(&leader).unwrap().read(now, ReadId(7));
+    c.drain(&leader);
+    c.advance(2_000);
+    assert_eq!(
+        reads_ready(&c, ReadId(7)),
+        Some(ReadResult::NotLeader { leader: None }),
+        "the read must fail when the leader steps down, never be served"
+    );
+}
+
+#[test]
+fn a_follower_read_is_forwarded_and_waits_for_its_own_apply() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let follower = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    let rid = c.request_id(1);
+    c.propose(&leader, rid, b"w");
+    // The write commits on the leader; the follower has not heard the new commit index yet.
+    c.deliver_all();
+    let commit = c.nodes[&leader].commit_index();
+    let now = c.now();
+    c.nodes.get_mut(&follower).unwrap().read(now, ReadId(3));
+    c.drain(&follower);
+    c.deliver_all();
+    c.advance(200);
+    assert_eq!(reads_ready(&c, ReadId(3)), Some(ReadResult::Ready));
+    assert!(c.nodes[&follower].applied_index() >= commit);
+}
+
+#[test]
+fn a_lease_read_skips_the_round_only_while_the_lease_holds() {
+    let mut c = Cluster::with_config(3, |cfg| {
+        cfg.lease_reads = true;
+        cfg.max_clock_drift_ppm = 10_000;
+    });
+    let leader = c.elect();
+    c.advance(100); // heartbeats answered: the lease runs
+    let now = c.now();
+    c.nodes.get_mut(&leader).unwrap().read(now, ReadId(1));
+    c.drain(&leader);
+    assert_eq!(
+        reads_ready(&c, ReadId(1)),
+        Some(ReadResult::Ready),
+        "no round needed"
+    );
+    // Cut off, the lease runs out and reads need a round that cannot complete.
+    c.isolate(&leader);
+    c.advance(190);
+    let now = c.now();
+    c.nodes.get_mut(&leader).unwrap().read(now, ReadId(2));
+    c.drain(&leader);
+    assert_eq!(reads_ready(&c, ReadId(2)), None);
 }
