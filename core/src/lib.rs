@@ -21,7 +21,7 @@ pub use message::{
     AppendEntries, AppendOutcome, AppendResponse, Message, ReadIndexRequest, ReadIndexResponse,
     RequestVote, VoteResponse,
 };
-pub use node::Node;
+pub use node::{Node, TransferError};
 pub use output::{ClientResult, Output, ReadResult, Role};
 pub use persist::{HardState, Recovered, Write};
 pub use types::{LogIndex, Now, PeerId, ReadId, Term, Time, WriteId};

@@ -14,6 +14,10 @@ pub enum Message {
     /// A follower asks the leader for a read index on behalf of its read `ctx`.
     ReadIndex(ReadIndexRequest),
     ReadIndexResponse(ReadIndexResponse),
+    /// Leadership transfer: the leader tells an up-to-date follower to campaign at once.
+    TimeoutNow {
+        term: Term,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +43,8 @@ pub struct RequestVote {
     pub last_log_index: LogIndex,
     pub last_log_term: Term,
     pub pre_vote: bool,
+    /// Sent on the leader's own request (TimeoutNow): voters skip the leader-lease check.
+    pub transfer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +99,7 @@ impl Message {
             Message::AppendResponse(m) => m.term,
             Message::ReadIndex(m) => m.term,
             Message::ReadIndexResponse(m) => m.term,
+            Message::TimeoutNow { term } => *term,
         }
     }
 
@@ -107,6 +114,7 @@ impl Message {
             Message::AppendResponse(_) => "AppendResponse",
             Message::ReadIndex(_) => "ReadIndex",
             Message::ReadIndexResponse(_) => "ReadIndexResponse",
+            Message::TimeoutNow { .. } => "TimeoutNow",
         }
     }
 }

@@ -25,7 +25,7 @@ struct Args {
     /// Run a swarm over a range of seeds, e.g. 1..2000 (end exclusive) or 1..=2000.
     #[arg(long)]
     seeds: Option<String>,
-    /// Cluster size (3, 5 or 7); by default each seed chooses.
+    /// Cluster size, 3 to 9 (3, 5 or 7 by default, as each seed chooses).
     #[arg(long)]
     peers: Option<usize>,
     /// Length of the fault phase in simulated milliseconds; by default each seed chooses.
@@ -150,8 +150,8 @@ fn main() -> ExitCode {
         }
     };
     if let Some(p) = args.peers {
-        if !(1..=9).contains(&p) {
-            eprintln!("sim: --peers must be between 1 and 9");
+        if !(3..=9).contains(&p) {
+            eprintln!("sim: --peers must be between 3 and 9");
             return ExitCode::from(64);
         }
     }

@@ -121,6 +121,10 @@ pub struct Scenario {
     /// CheckQuorum period as a multiple of the minimum election timeout: a slow one keeps a
     /// deposed leader believing it leads for longer, which is what reads must survive.
     pub check_quorum_factor: u64,
+    /// Flow control: bytes of appends in flight per follower.
+    pub max_inflight_bytes: usize,
+    /// Mean time between leadership transfers, ms (0 = none).
+    pub transfer_every_ms: u64,
 }
 
 impl Scenario {
@@ -200,6 +204,8 @@ impl Scenario {
             election_timeout_ms: [(150, 300), (200, 400), (300, 600)][pick(0, 2) as usize],
             heartbeat_ms: pick(20, 60),
             check_quorum_factor: [1, 1, 3, 10][pick(0, 3) as usize],
+            max_inflight_bytes: [256, 4 << 10, 8 << 20][pick(0, 2) as usize],
+            transfer_every_ms: if pick(0, 1) == 0 { pick(300, 3_000) } else { 0 },
         }
     }
 
@@ -260,7 +266,7 @@ impl fmt::Display for Scenario {
         )?;
         write!(
             f,
-            "\ncore:     reads {:?}, batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms, check quorum x{}; storage: {} B segments, corruption on {:.0}% of crashes",
+            "\ncore:     reads {:?}, batch {} entries, {} in flight, election timeout {}-{} ms, heartbeat {} ms, check quorum x{}, {} B in flight, transfers every ~{} ms; storage: {} B segments, corruption on {:.0}% of crashes",
             self.reads,
             self.max_batch_entries,
             self.max_inflight_msgs,
@@ -268,6 +274,8 @@ impl fmt::Display for Scenario {
             self.election_timeout_ms.1,
             self.heartbeat_ms,
             self.check_quorum_factor,
+            self.max_inflight_bytes,
+            self.transfer_every_ms,
             self.segment_size,
             self.corrupt_ppm as f64 / 1e4
         )

@@ -55,6 +55,8 @@ enum Event {
         peer: usize,
     },
     Partition,
+    /// Ask the current leader to hand over to a random other peer.
+    Transfer,
     ClientStart {
         client: usize,
     },
@@ -302,6 +304,10 @@ impl World {
             let t = w.between(0, w.sc.partition_every_ms * 2);
             w.schedule(t, Event::Partition);
         }
+        if w.sc.transfer_every_ms > 0 {
+            let t = w.between(0, w.sc.transfer_every_ms * 2);
+            w.schedule(t, Event::Transfer);
+        }
         if w.sc.crash_every_ms > 0 {
             let t = w.between(0, w.sc.crash_every_ms * 2);
             w.schedule(t, Event::Crash);
@@ -493,6 +499,17 @@ impl World {
                 self.start_op(client);
                 Ok(())
             }
+            Event::Transfer => {
+                if self.liveness {
+                    return Ok(());
+                }
+                let next = self.between(
+                    self.sc.transfer_every_ms / 2,
+                    self.sc.transfer_every_ms * 3 / 2,
+                );
+                self.schedule(next, Event::Transfer);
+                self.transfer()
+            }
             Event::ClientRequest { client, peer, seq } => self.client_request(client, peer, seq),
             Event::ClientReply { client, seq, reply } => self.client_reply(client, seq, reply),
             Event::ClientTimeout {
@@ -527,6 +544,7 @@ impl World {
         cfg.heartbeat_interval_ms = self.sc.heartbeat_ms;
         cfg.lease_reads = self.sc.reads == ReadMode::Lease;
         cfg.check_quorum_ms = cfg.election_timeout_min_ms * self.sc.check_quorum_factor;
+        cfg.max_inflight_bytes = self.sc.max_inflight_bytes;
         // The declared bound is the simulated one: each peer's clock rate is within it.
         cfg.max_clock_drift_ppm = self.sc.drift_ppm as u64;
         (self.variant.core)(&mut cfg);
@@ -733,6 +751,10 @@ impl World {
             return Ok(());
         };
         self.checker.on_commit(p, node.commit_index())?;
+        if node.role() == Role::Leader {
+            self.check_flow_control(p)?;
+        }
+        let node = self.peers[p].node.as_ref().expect("running");
         if node.commit_index() > self.checker.max_commit() {
             self.check_new_commit(p)?;
         }
@@ -774,6 +796,53 @@ impl World {
             );
         }
         Ok(())
+    }
+
+    /// A slow or dead follower never makes the leader buffer without bound: what is in flight
+    /// to each follower stays within the window plus one batch.
+    fn check_flow_control(&self, p: usize) -> Result<(), Violation> {
+        let node = self.peers[p].node.as_ref().expect("running");
+        let cfg = node.config();
+        let bound = cfg.max_inflight_bytes + cfg.max_batch_bytes;
+        for q in &self.peers {
+            if let Some(bytes) = node.inflight_bytes(&q.id) {
+                if bytes > bound {
+                    return Err(Violation {
+                        invariant: "bounded in-flight bytes",
+                        detail: format!(
+                            "leader p{p} has {bytes} B in flight to {} (bound {bound})",
+                            q.id
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transfer(&mut self) -> Result<(), Violation> {
+        let leader = (0..self.sc.peers).find(|&p| {
+            self.peers[p]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.role() == Role::Leader)
+        });
+        let Some(l) = leader else { return Ok(()) };
+        let target = (l + 1 + self.rng.next_u64() as usize % (self.sc.peers - 1)) % self.sc.peers;
+        let id = self.peers[target].id.clone();
+        self.trace
+            .record(self.now, &[13, l as u64, target as u64], || {
+                format!("p{l} asked to transfer leadership to p{target}")
+            });
+        let now = self.peer_now(l);
+        let node = self.peers[l].node.as_mut().expect("running");
+        if let Err(e) = node.transfer_leadership(now, &id) {
+            return Err(Violation {
+                invariant: "a leader can hand over",
+                detail: format!("p{l} refused to transfer to p{target}: {e}"),
+            });
+        }
+        self.after_input(l)
     }
 
     fn check_new_commit(&mut self, p: usize) -> Result<(), Violation> {
@@ -1221,6 +1290,7 @@ fn describe(msg: &Message) -> String {
         ),
         Message::AppendResponse(m) => format!("AppendResponse t{} {:?}", m.term, m.outcome),
         Message::ReadIndex(m) => format!("ReadIndex t{} ctx {}", m.term, m.ctx),
+        Message::TimeoutNow { term } => format!("TimeoutNow t{term}"),
         Message::ReadIndexResponse(m) => {
             format!(
                 "ReadIndexResponse t{} ctx {} index {:?}",

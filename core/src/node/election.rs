@@ -16,7 +16,7 @@ impl Node {
         if term > self.term {
             match msg {
                 Message::RequestVote(rv) => {
-                    if self.in_leader_lease() {
+                    if self.in_leader_lease() && !rv.transfer {
                         // A healthy leader is known: this candidate is partitioned or removed.
                         log::debug!(
                             "{}: ignored {} from {from} for term {term}: leader {:?} is alive",
@@ -186,6 +186,7 @@ impl Node {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             pre_vote: true,
+            transfer: false,
         };
         for peer in self.other_voters() {
             // A pre-vote promises nothing, so it need not wait for the disk.
@@ -196,7 +197,12 @@ impl Node {
         }
     }
 
-    fn become_candidate(&mut self) {
+    pub(super) fn become_candidate(&mut self) {
+        self.campaign(false);
+    }
+
+    /// Starts an election for the next term; `transfer` marks one the leader asked for.
+    pub(super) fn campaign(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id.clone());
         self.persist_hard_state();
@@ -219,6 +225,7 @@ impl Node {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             pre_vote: false,
+            transfer,
         };
         for peer in self.other_voters() {
             self.send_after_durable(peer, Message::RequestVote(rv.clone()));
@@ -242,6 +249,8 @@ impl Node {
             quorum_check_due: now.plus_ms(self.check_quorum_interval()),
             waiting: BTreeMap::new(),
             term_start: LogIndex::ZERO,
+            transfer: None,
+            transferred: false,
         });
         self.announce();
         // The CHECKPOINT lets entries of earlier terms commit without waiting for a client

@@ -21,6 +21,9 @@
 mod election;
 mod read;
 mod replication;
+mod transfer;
+
+pub use transfer::TransferError;
 
 #[cfg(feature = "broken")]
 use crate::broken::Bug;
@@ -57,6 +60,10 @@ struct LeaderState {
     waiting: BTreeMap<LogIndex, RequestId>,
     /// Index of this term's first entry (its CHECKPOINT).
     term_start: LogIndex,
+    /// A leadership transfer in progress: (target, when it is abandoned).
+    transfer: Option<(PeerId, Time)>,
+    /// TimeoutNow went out this term: some voter may now ignore our lease, so none is used.
+    transferred: bool,
 }
 
 /// A message that must wait for durable writes.
@@ -225,7 +232,10 @@ impl Node {
     /// The next time [`Node::tick`] has work to do.
     pub fn next_deadline(&self) -> Time {
         match &self.state {
-            RoleState::Leader(l) => l.heartbeat_due.min(l.quorum_check_due),
+            RoleState::Leader(l) => {
+                let t = l.heartbeat_due.min(l.quorum_check_due);
+                l.transfer.as_ref().map_or(t, |(_, until)| t.min(*until))
+            }
             _ => self.election_due,
         }
     }
@@ -248,6 +258,7 @@ impl Node {
             if t >= qc && !self.check_quorum() {
                 return;
             }
+            self.expire_transfer();
             if t >= hb {
                 self.heartbeat();
             }
@@ -277,14 +288,16 @@ impl Node {
             Message::AppendResponse(m) => self.handle_append_response(from, m),
             Message::ReadIndex(m) => self.handle_read_index(from, m),
             Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
+            Message::TimeoutNow { .. } => self.handle_timeout_now(from),
         }
     }
 
     /// A client update with its request id. The answer comes as `Output::Reply`.
     pub fn propose(&mut self, now: Now, id: RequestId, data: &[u8]) {
         self.advance_clock(now);
-        if self.role != Role::Leader {
-            let leader = self.leader.clone();
+        if self.role != Role::Leader || self.transferring() {
+            // A leader handing over takes no proposals: the new leader will.
+            let leader = self.leader.clone().filter(|_| !self.transferring());
             self.reply(id, ClientResult::NotLeader { leader });
             return;
         }

@@ -72,6 +72,7 @@ impl Node {
 
     fn start_read(&mut self, index: LogIndex, origin: Origin) {
         let lease = self.cfg.lease_reads
+            && !self.lease_forfeited()
             && self
                 .reads
                 .lease_until
@@ -187,6 +188,11 @@ impl Node {
             let (_, index, origin) = self.reads.unconfirmed.pop_front().expect("checked");
             self.read_confirmed(index, origin);
         }
+    }
+
+    /// Drops the lease at once (a leadership transfer started).
+    pub(super) fn reads_forfeit_lease(&mut self) {
+        self.reads.lease_until = None;
     }
 
     /// Serves confirmed reads whose index the state machine has reached.

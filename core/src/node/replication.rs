@@ -131,6 +131,7 @@ impl Node {
                 }
                 if pr.acknowledged(match_index, now) {
                     self.maybe_commit();
+                    self.maybe_send_timeout_now(from);
                 }
             }
             AppendOutcome::Conflict { rejected, .. } => {

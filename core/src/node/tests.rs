@@ -239,6 +239,7 @@ fn a_vote_request_inside_the_leader_lease_is_ignored() {
         last_log_index: LogIndex(100),
         last_log_term: Term(term.0 + 4),
         pre_vote: false,
+        transfer: false,
     };
     c.deliver(other, follower.clone(), Message::RequestVote(rv));
     assert_eq!(c.nodes[&follower].term(), term);
@@ -305,6 +306,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         last_log_index: LogIndex(2),
         last_log_term: Term(2),
         pre_vote: false,
+        transfer: false,
     };
     let outs = step_and_drain(&mut node, after_quiet(), "b", Message::RequestVote(shorter));
     // The term is adopted (a write), the vote refused.
@@ -324,6 +326,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         last_log_index: LogIndex(10),
         last_log_term: Term(1),
         pre_vote: false,
+        transfer: false,
     };
     let outs = step_and_drain(&mut node, after_quiet(), "c", Message::RequestVote(older));
     assert!(matches!(
@@ -336,6 +339,7 @@ fn a_candidate_with_a_shorter_log_is_denied() {
         last_log_index: LogIndex(3),
         last_log_term: Term(2),
         pre_vote: false,
+        transfer: false,
     };
     let outs = step_and_drain(
         &mut node,
@@ -807,6 +811,7 @@ fn a_freshly_started_peer_grants_no_vote_for_an_election_timeout() {
         last_log_index: LogIndex(0),
         last_log_term: Term(0),
         pre_vote: false,
+        transfer: false,
     };
     // A leader's lease might still run: a vote now could let a second leader overlap it.
     let outs = step_and_drain(
@@ -913,4 +918,73 @@ fn a_lease_read_skips_the_round_only_while_the_lease_holds() {
     c.nodes.get_mut(&leader).unwrap().read(now, ReadId(2));
     c.drain(&leader);
     assert_eq!(reads_ready(&c, ReadId(2)), None);
+}
+
+#[test]
+fn leadership_moves_to_the_named_peer() {
+    let mut c = Cluster::new(3);
+    let old = c.elect();
+    let target = c.ids.iter().find(|p| **p != old).unwrap().clone();
+    let term = c.nodes[&old].term();
+    let now = c.now();
+    c.nodes
+        .get_mut(&old)
+        .unwrap()
+        .transfer_leadership(now, &target)
+        .unwrap();
+    c.drain(&old);
+    // While handing over, the old leader takes no proposals.
+    let rid = c.request_id(1);
+    c.propose(&old, rid, b"x");
+    assert_eq!(
+        c.replies.last().unwrap().2,
+        ClientResult::NotLeader { leader: None }
+    );
+    c.deliver_all();
+    assert_eq!(c.leaders(), vec![target.clone()]);
+    assert_eq!(c.nodes[&target].term(), term.next());
+    assert_eq!(c.nodes[&old].leader(), Some(&target));
+}
+
+#[test]
+fn a_transfer_to_an_unreachable_peer_is_abandoned() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let target = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    c.isolate(&target);
+    let now = c.now();
+    c.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .transfer_leadership(now, &target)
+        .unwrap();
+    c.advance(1_000);
+    assert_eq!(c.leaders(), vec![leader.clone()]);
+    let rid = c.request_id(2);
+    c.propose(&leader, rid, b"x");
+    assert!(matches!(
+        c.replies.last().unwrap().2,
+        ClientResult::Accepted { .. }
+    ));
+}
+
+#[test]
+fn transfers_are_refused_when_they_make_no_sense() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let follower = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    let now = c.now();
+    let n = c.nodes.get_mut(&leader).unwrap();
+    assert_eq!(
+        n.transfer_leadership(now, &leader),
+        Err(TransferError::BadTarget(leader.clone()))
+    );
+    assert!(n
+        .transfer_leadership(now, &PeerId::new("stranger"))
+        .is_err());
+    let f = c.nodes.get_mut(&follower).unwrap();
+    assert_eq!(
+        f.transfer_leadership(now, &leader),
+        Err(TransferError::NotLeader)
+    );
 }
