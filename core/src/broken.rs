@@ -16,15 +16,18 @@ pub enum Bug {
     ForgetRequestIds,
     /// A leader serves a ReadIndex read without confirming its leadership first.
     ReadWithoutRound,
+    /// A membership change goes straight to the new configuration, without the joint step.
+    SkipJointStep,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AckBeforeDurable,
         Bug::CommitOldTerm,
         Bug::SkipTruncate,
         Bug::DoubleVote,
         Bug::ForgetRequestIds,
         Bug::ReadWithoutRound,
+        Bug::SkipJointStep,
     ];
 }

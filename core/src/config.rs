@@ -6,9 +6,13 @@ use crate::types::PeerId;
 pub struct Config {
     /// This peer.
     pub id: PeerId,
-    /// The voting members of the cluster, this peer included if it votes. A peer not listed
-    /// is a learner: it follows the leader but never campaigns.
+    /// The voting members the cluster starts with, this peer included if it votes. CONFIG
+    /// entries in the log override it. A peer that is not a voter never campaigns.
     pub voters: Vec<PeerId>,
+    /// Peers that are not voters but receive the log from the leader (zmq-raft's CLIENT state):
+    /// the documented way to add a peer is to start it as a learner, let it catch up, then
+    /// change the membership.
+    pub learners: Vec<PeerId>,
     /// Election timeouts are drawn uniformly from `[min, max)` milliseconds.
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
@@ -45,6 +49,7 @@ impl Config {
         Config {
             id,
             voters,
+            learners: Vec::new(),
             election_timeout_min_ms: 200,
             election_timeout_max_ms: 400,
             heartbeat_interval_ms: 50,

@@ -5,6 +5,7 @@ pub mod broken;
 pub mod config;
 mod dedup;
 pub mod entry;
+pub mod membership;
 pub mod message;
 mod node;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod types;
 
 pub use config::Config;
 pub use entry::{Entry, EntryError, EntryType, RequestId, ENTRY_HEADER_LEN};
+pub use membership::{Member, Membership, MembershipError};
 pub use message::{
     AppendEntries, AppendOutcome, AppendResponse, Message, ReadIndexRequest, ReadIndexResponse,
     RequestVote, VoteResponse,

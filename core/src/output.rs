@@ -29,6 +29,10 @@ pub enum ClientResult {
     InFuture,
     /// The payload exceeds the configured maximum entry size.
     TooLarge { size: usize, max: usize },
+    /// A membership change is already in progress; retry later.
+    Busy,
+    /// The requested configuration is refused.
+    InvalidConfig(String),
 }
 
 /// The outcome of [`crate::Node::read`].

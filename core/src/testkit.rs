@@ -56,6 +56,8 @@ pub struct Cluster {
     /// Sync disks right after each drain; when false, tests call `sync` themselves.
     pub auto_sync: bool,
     pub delivered: u64,
+    /// The first `voters` peers start as voters, the rest as learners.
+    voters: usize,
     configure: fn(&mut Config),
 }
 
@@ -65,6 +67,15 @@ impl Cluster {
     }
 
     pub fn with_config(n: usize, configure: fn(&mut Config)) -> Cluster {
+        Cluster::build(n, n, configure)
+    }
+
+    /// `voters` voting peers plus `learners` peers that follow the log without voting.
+    pub fn with_learners(voters: usize, learners: usize) -> Cluster {
+        Cluster::build(voters + learners, voters, |_| {})
+    }
+
+    fn build(n: usize, voters: usize, configure: fn(&mut Config)) -> Cluster {
         let ids: Vec<PeerId> = (1..=n).map(|i| PeerId::new(&format!("p{i}"))).collect();
         let mut c = Cluster {
             ids: ids.clone(),
@@ -79,6 +90,7 @@ impl Cluster {
             unix_secs: 1_700_000_000,
             auto_sync: true,
             delivered: 0,
+            voters,
             configure,
         };
         for id in ids {
@@ -94,7 +106,8 @@ impl Cluster {
     }
 
     fn start(&mut self, id: &PeerId) {
-        let mut cfg = Config::new(id.clone(), self.ids.clone());
+        let mut cfg = Config::new(id.clone(), self.ids[..self.voters].to_vec());
+        cfg.learners = self.ids[self.voters..].to_vec();
         (self.configure)(&mut cfg);
         let seed = self.ids.iter().position(|p| p == id).unwrap() as u64 + 1;
         let rec = self.disks[id].recovered();

@@ -155,22 +155,27 @@ impl Checker {
     /// every peer lacking it has a log less up to date than the entry, so it can never win an
     /// election. Checked whenever the cluster's highest commit index grows; this is what makes
     /// a commit of an earlier term's entry by counting replicas (Raft figure 8) visible at once.
+    ///
+    /// `groups` are the committing leader's configuration (two while joint), as peer indexes.
     pub fn on_new_commit(
         &mut self,
         index: LogIndex,
         entry: &Entry,
         peers: &[PeerLog],
+        groups: &[Vec<usize>],
     ) -> Result<(), Violation> {
         self.max_commit = index;
-        let durable = peers.iter().filter(|p| p.holds_durably).count();
-        if durable < peers.len() / 2 + 1 {
-            return violation(
-                "committed entries are durable on a majority",
-                format!(
-                    "index {index} ({entry:?}) committed but durable on only {durable} of {} peers",
-                    peers.len()
-                ),
-            );
+        for g in groups {
+            let durable = g.iter().filter(|&&p| peers[p].holds_durably).count();
+            if durable <= g.len() / 2 {
+                return violation(
+                    "committed entries are durable on a majority",
+                    format!(
+                        "index {index} ({entry:?}) committed but durable on only {durable} of the {} peers {g:?}",
+                        g.len()
+                    ),
+                );
+            }
         }
         let bound = (entry.term(), index);
         for (i, p) in peers.iter().enumerate() {
@@ -372,7 +377,10 @@ mod tests {
             peer(true, true, (2, 2)),
             peer(false, false, (3, 2)),
         ];
-        let v = c.on_new_commit(LogIndex(2), &e(2, 1), &logs).unwrap_err();
+        let all = [vec![0, 1, 2]];
+        let v = c
+            .on_new_commit(LogIndex(2), &e(2, 1), &logs, &all)
+            .unwrap_err();
         assert_eq!(v.invariant, "committed entries are stable");
         // Committing the term-4 entry at 3 on a majority is fine.
         let logs = [
@@ -380,7 +388,7 @@ mod tests {
             peer(true, true, (4, 3)),
             peer(false, false, (3, 2)),
         ];
-        assert!(c.on_new_commit(LogIndex(3), &e(4, 2), &logs).is_ok());
+        assert!(c.on_new_commit(LogIndex(3), &e(4, 2), &logs, &all).is_ok());
     }
 
     #[test]
@@ -391,7 +399,9 @@ mod tests {
             peer(true, false, (1, 1)),
             peer(false, false, (0, 0)),
         ];
-        let v = c.on_new_commit(LogIndex(1), &e(1, 1), &logs).unwrap_err();
+        let v = c
+            .on_new_commit(LogIndex(1), &e(1, 1), &logs, &[vec![0, 1, 2]])
+            .unwrap_err();
         assert_eq!(v.invariant, "committed entries are durable on a majority");
     }
 

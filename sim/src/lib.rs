@@ -148,7 +148,7 @@ pub mod planted {
     use super::Variant;
     use zmq_raft_core::broken::Bug;
 
-    pub const NAMES: [&str; 7] = [
+    pub const NAMES: [&str; 8] = [
         "ack-before-durable",
         "commit-old-term",
         "skip-truncate",
@@ -156,6 +156,7 @@ pub mod planted {
         "forget-request-ids",
         "skip-dir-sync",
         "read-without-round",
+        "skip-joint-step",
     ];
 
     pub fn by_name(name: &str) -> Option<Variant> {
@@ -168,6 +169,7 @@ pub mod planted {
             "forget-request-ids" => v.core = |c| c.bug = Some(Bug::ForgetRequestIds),
             "skip-dir-sync" => v.storage = |o| o.skip_segment_dir_sync = true,
             "read-without-round" => v.core = |c| c.bug = Some(Bug::ReadWithoutRound),
+            "skip-joint-step" => v.core = |c| c.bug = Some(Bug::SkipJointStep),
             _ => return None,
         }
         Some(v)

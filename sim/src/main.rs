@@ -45,7 +45,8 @@ struct Args {
     #[arg(long)]
     fail_fast: bool,
     /// Plant a bug (self-test builds only): ack-before-durable, commit-old-term,
-    /// skip-truncate, double-vote, forget-request-ids, skip-dir-sync, read-without-round.
+    /// skip-truncate, double-vote, forget-request-ids, skip-dir-sync, read-without-round,
+    /// skip-joint-step.
     #[cfg(feature = "broken")]
     #[arg(long)]
     bug: Option<String>,

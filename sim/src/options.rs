@@ -74,7 +74,12 @@ pub enum ReadMode {
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub seed: u64,
+    /// Every simulated peer: the first `voters` start as the configuration, the rest as
+    /// learners (spares for membership changes).
     pub peers: usize,
+    pub voters: usize,
+    /// Mean time between membership changes, ms (0 = none).
+    pub reconfig_every_ms: u64,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     /// Bound on the liveness phase: a leader and a fresh commit must appear within it.
@@ -152,12 +157,16 @@ impl Scenario {
         let slow = on(FaultClass::SlowDisk, draws[6]);
         let drift = on(FaultClass::ClockDrift, draws[7]);
         let corrupt = on(FaultClass::Corruption, draws[8]);
-        let peers = o.peers.unwrap_or([3, 3, 5, 5, 7][pick(0, 4) as usize]);
+        let voters = o.peers.unwrap_or([3, 3, 5, 5, 7][pick(0, 4) as usize]);
+        let reconfig = pick(0, 2) == 0;
+        let spares = if reconfig { pick(0, 2) as usize } else { 0 };
         let duration_ms = o.duration_ms.unwrap_or(pick(5_000, 15_000));
         let delay_max = if delay { pick(5, 120) } else { 2 };
         Scenario {
             seed,
-            peers,
+            peers: voters + spares,
+            voters,
+            reconfig_every_ms: if reconfig { pick(500, 3_000) } else { 0 },
             duration_ms,
             liveness_ms: 20_000,
             loss_ppm: if loss { pick(1_000, 200_000) as u32 } else { 0 },
@@ -178,7 +187,9 @@ impl Scenario {
                 (0, 1)
             },
             drift_ppm: if drift { pick(1_000, 50_000) as u32 } else { 0 },
-            corrupt_ppm: if corrupt {
+            // A corrupted peer stays down for good; with membership changes it could end up
+            // a majority of some configuration, which no Raft survives.
+            corrupt_ppm: if corrupt && !reconfig {
                 pick(100_000, 500_000) as u32
             } else {
                 0
@@ -233,8 +244,13 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "scenario: {} peers, {} ms of faults, {} clients on {} keys",
-            self.peers, self.duration_ms, self.clients, self.keys
+            "scenario: {} voters + {} learners, {} ms of faults, {} clients on {} keys, membership changes every ~{} ms",
+            self.voters,
+            self.peers - self.voters,
+            self.duration_ms,
+            self.clients,
+            self.keys,
+            self.reconfig_every_ms
         )?;
         let on = self.faults_on();
         writeln!(

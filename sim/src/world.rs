@@ -13,7 +13,7 @@ use rand_core::{RngCore, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use zmq_raft_core::{
-    ClientResult, Config, LogIndex, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
+    ClientResult, Config, LogIndex, Member, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
     RequestId, Role, Term, Write,
 };
 use zmq_raft_storage::{CrashFault, Engine, Fs, MemFs, Options, StorageError, SyncDone};
@@ -57,6 +57,8 @@ enum Event {
     Partition,
     /// Ask the current leader to hand over to a random other peer.
     Transfer,
+    /// Ask the current leader for a random new configuration.
+    Reconfigure,
     ClientStart {
         client: usize,
     },
@@ -210,6 +212,7 @@ pub struct World {
     crash_applied: BTreeMap<usize, LogIndex>,
     variant: Variant,
     corrupted: usize,
+    reconfigs: u32,
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -285,6 +288,7 @@ impl World {
             crash_applied: BTreeMap::new(),
             variant,
             corrupted: 0,
+            reconfigs: 0,
             sc,
         };
         for p in 0..w.sc.peers {
@@ -303,6 +307,10 @@ impl World {
         if w.sc.partition_every_ms > 0 {
             let t = w.between(0, w.sc.partition_every_ms * 2);
             w.schedule(t, Event::Partition);
+        }
+        if w.sc.reconfig_every_ms > 0 {
+            let t = w.between(0, w.sc.reconfig_every_ms * 2);
+            w.schedule(t, Event::Reconfigure);
         }
         if w.sc.transfer_every_ms > 0 {
             let t = w.between(0, w.sc.transfer_every_ms * 2);
@@ -499,6 +507,17 @@ impl World {
                 self.start_op(client);
                 Ok(())
             }
+            Event::Reconfigure => {
+                if self.liveness {
+                    return Ok(());
+                }
+                let next = self.between(
+                    self.sc.reconfig_every_ms / 2,
+                    self.sc.reconfig_every_ms * 3 / 2,
+                );
+                self.schedule(next, Event::Reconfigure);
+                self.reconfigure()
+            }
             Event::Transfer => {
                 if self.liveness {
                     return Ok(());
@@ -537,7 +556,8 @@ impl World {
 
     fn start_peer(&mut self, p: usize) -> Result<(), Violation> {
         let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id.clone()).collect();
-        let mut cfg = Config::new(self.peers[p].id.clone(), ids);
+        let mut cfg = Config::new(self.peers[p].id.clone(), ids[..self.sc.voters].to_vec());
+        cfg.learners = ids[self.sc.voters..].to_vec();
         cfg.max_batch_entries = self.sc.max_batch_entries;
         cfg.max_inflight_msgs = self.sc.max_inflight_msgs;
         (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms) = self.sc.election_timeout_ms;
@@ -828,8 +848,18 @@ impl World {
                 .is_some_and(|n| n.role() == Role::Leader)
         });
         let Some(l) = leader else { return Ok(()) };
-        let target = (l + 1 + self.rng.next_u64() as usize % (self.sc.peers - 1)) % self.sc.peers;
-        let id = self.peers[target].id.clone();
+        let node = self.peers[l].node.as_ref().expect("running");
+        let others: Vec<PeerId> = node
+            .membership()
+            .voters()
+            .into_iter()
+            .filter(|p| p != node.id())
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let id = others[self.rng.next_u64() as usize % others.len()].clone();
+        let target = self.index_of(&id);
         self.trace
             .record(self.now, &[13, l as u64, target as u64], || {
                 format!("p{l} asked to transfer leadership to p{target}")
@@ -838,10 +868,49 @@ impl World {
         let node = self.peers[l].node.as_mut().expect("running");
         if let Err(e) = node.transfer_leadership(now, &id) {
             return Err(Violation {
-                invariant: "a leader can hand over",
+                invariant: "a leader can hand over to another voter",
                 detail: format!("p{l} refused to transfer to p{target}: {e}"),
             });
         }
+        self.after_input(l)
+    }
+
+    /// Asks the leader for a random configuration of 3 or more peers (add, remove and
+    /// replace, several at once), through spares that have been following as learners.
+    fn reconfigure(&mut self) -> Result<(), Violation> {
+        let leader = (0..self.sc.peers).find(|&p| {
+            self.peers[p]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.role() == Role::Leader)
+        });
+        let Some(l) = leader else { return Ok(()) };
+        let n = self.sc.peers;
+        let size = self.between(3.min(n as u64), n as u64) as usize;
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in 0..size {
+            let j = i + self.rng.next_u64() as usize % (n - i);
+            order.swap(i, j);
+        }
+        let mut chosen = order[..size].to_vec();
+        chosen.sort_unstable();
+        let members: Vec<Member> = chosen
+            .iter()
+            .map(|&p| Member {
+                id: self.peers[p].id.clone(),
+                url: format!("tcp://10.0.0.{p}:8047"),
+            })
+            .collect();
+        self.reconfigs += 1;
+        let secs = (EPOCH_SECS + self.now / 1000) as u32;
+        let rid = RequestId::from_parts(secs, [0x43, 0x46, 0x47], 1, self.reconfigs);
+        self.trace
+            .record(self.now, &[14, l as u64, size as u64], || {
+                format!("p{l} asked for configuration {chosen:?}")
+            });
+        let now = self.peer_now(l);
+        let node = self.peers[l].node.as_mut().expect("running");
+        node.change_membership(now, rid, members);
         self.after_input(l)
     }
 
@@ -881,7 +950,12 @@ impl World {
                 }
             })
             .collect();
-        self.checker.on_new_commit(index, &entry, &logs)
+        let m = node.membership();
+        let groups: Vec<Vec<usize>> = std::iter::once(&m.old)
+            .chain(m.new.as_ref())
+            .map(|g| g.iter().map(|x| self.index_of(&x.id)).collect())
+            .collect();
+        self.checker.on_new_commit(index, &entry, &logs, &groups)
     }
 
     fn index_of(&self, id: &PeerId) -> usize {
@@ -1126,9 +1200,11 @@ impl World {
             ClientResult::NotLeader { leader } => {
                 Reply::Redirect(leader.map(|l| self.index_of(&l)))
             }
-            ClientResult::Expired | ClientResult::InFuture | ClientResult::TooLarge { .. } => {
-                Reply::Refused
-            }
+            ClientResult::Expired
+            | ClientResult::InFuture
+            | ClientResult::TooLarge { .. }
+            | ClientResult::Busy
+            | ClientResult::InvalidConfig(_) => Reply::Refused,
         };
         let clients = self.peers[p].waiting.remove(&rid).unwrap_or_default();
         for c in clients {

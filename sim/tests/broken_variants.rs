@@ -55,6 +55,11 @@ fn serving_a_read_before_the_heartbeat_round_is_caught() {
 }
 
 #[test]
+fn changing_membership_without_the_joint_step_is_caught() {
+    caught("skip-joint-step");
+}
+
+#[test]
 fn every_planted_bug_has_a_test() {
-    assert_eq!(planted::NAMES.len(), 7);
+    assert_eq!(planted::NAMES.len(), 8);
 }

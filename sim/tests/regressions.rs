@@ -41,3 +41,18 @@ fn seed_1828_a_pending_truncation_unreports_what_it_cuts() {
 fn seed_1521_copies_on_a_corrupted_peer_were_acknowledged() {
     passes(1521);
 }
+
+/// Core bug found by the swarm once membership changes ran: a follower whose configuration
+/// was stale dropped AppendEntries from a leader elected by a newer configuration it had not
+/// seen, so it could never catch up, and the cluster stalled. Only election traffic is now
+/// restricted to members; appends are taken from whoever leads a term at least ours.
+#[test]
+fn seed_430_a_lagging_follower_accepts_the_leader_of_a_newer_configuration() {
+    passes(430);
+}
+
+/// Same finding as 430, in another scenario.
+#[test]
+fn seed_865_a_lagging_follower_accepts_the_leader_of_a_newer_configuration() {
+    passes(865);
+}

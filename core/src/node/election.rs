@@ -140,19 +140,18 @@ impl Node {
         if v.granted && v.term != expected_term {
             return;
         }
-        let quorum = self.quorum();
         let RoleState::Candidate { votes } = &mut self.state else {
             return;
         };
         votes.insert(from.clone(), v.granted);
-        let granted = votes.values().filter(|g| **g).count();
-        let refused = votes.len() - granted;
-        if granted >= quorum {
+        let won = self.membership.quorum(|p| votes.get(p) == Some(&true));
+        let lost = !self.membership.quorum(|p| votes.get(p) != Some(&false));
+        if won {
             match self.role {
                 Role::PreCandidate => self.become_candidate(),
                 _ => self.become_leader(),
             }
-        } else if refused >= quorum {
+        } else if lost {
             let term = self.term;
             self.become_follower(term, None);
         }
@@ -178,7 +177,7 @@ impl Node {
         self.state = RoleState::Candidate { votes };
         self.reset_election_timer();
         self.announce();
-        if self.quorum() <= 1 {
+        if self.alone_is_quorum() {
             return self.become_candidate();
         }
         let rv = RequestVote {
@@ -237,9 +236,9 @@ impl Node {
         let now = self.now.mono;
         let next = self.log.last_index().next();
         let progress = self
-            .other_voters()
-            .into_iter()
-            .map(|p| (p, Progress::new(next, now)))
+            .others
+            .iter()
+            .map(|p| (p.clone(), Progress::new(next, now)))
             .collect();
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id.clone());
@@ -269,17 +268,22 @@ impl Node {
     /// CheckQuorum: a leader that heard from no majority for an election timeout steps down.
     /// Returns whether it is still leader.
     pub(super) fn check_quorum(&mut self) -> bool {
-        let quorum = self.quorum();
         let due = self.now.mono.plus_ms(self.check_quorum_interval());
-        let l = self.leader_state();
-        let active = 1 + l.progress.values().filter(|p| p.recent_active).count();
+        let me = self.cfg.id.clone();
+        let RoleState::Leader(l) = &mut self.state else {
+            return false;
+        };
+        let progress = &l.progress;
+        let heard = self
+            .membership
+            .quorum(|p| *p == me || progress.get(p).is_some_and(|x| x.recent_active));
         for p in l.progress.values_mut() {
             p.recent_active = false;
         }
         l.quorum_check_due = due;
-        if active < quorum {
+        if !heard {
             log::info!(
-                "{}: stepping down in term {}: heard from {active} of {quorum} needed",
+                "{}: stepping down in term {}: no majority heard from",
                 self.cfg.id,
                 self.term
             );
@@ -291,6 +295,10 @@ impl Node {
     }
 
     pub(super) fn other_voters(&self) -> Vec<PeerId> {
-        self.others.clone()
+        self.voters
+            .iter()
+            .filter(|p| **p != self.cfg.id)
+            .cloned()
+            .collect()
     }
 }

@@ -20,6 +20,7 @@
 
 mod election;
 mod read;
+mod reconfig;
 mod replication;
 mod transfer;
 
@@ -30,6 +31,7 @@ use crate::broken::Bug;
 use crate::config::Config;
 use crate::dedup::RequestTable;
 use crate::entry::{Entry, EntryType, RequestId};
+use crate::membership::{Member, Membership};
 use crate::message::Message;
 use crate::output::{ClientResult, Output, Role};
 use crate::persist::{HardState, Recovered, Write};
@@ -76,7 +78,14 @@ struct Held {
 
 pub struct Node {
     cfg: Config,
+    /// The membership in force: the latest CONFIG entry in the log, else `base_membership`.
+    membership: Membership,
+    base_membership: Membership,
+    /// CONFIG entries in the log, by index (truncation may uncover an earlier one).
+    config_log: Vec<(LogIndex, Membership)>,
+    /// Derived from `membership`: every voter.
     voters: BTreeSet<PeerId>,
+    learners: BTreeSet<PeerId>,
     rng: ChaCha8Rng,
     now: Now,
 
@@ -104,10 +113,8 @@ pub struct Node {
     outputs: VecDeque<Output>,
     /// The leader has new entries to push to followers.
     replicate_pending: bool,
-    /// The voters other than this peer, in order.
+    /// Where a leader replicates: voters and learners other than this peer, in order.
     others: Vec<PeerId>,
-    /// Reused buffer for commit computations.
-    scratch: Vec<LogIndex>,
     reads: read::Reads,
     /// A freshly started peer does not know whether a leader's lease is running, so it grants
     /// no vote before this time (what makes lease reads safe across restarts).
@@ -135,8 +142,26 @@ impl Node {
             requests.insert(e.request_id(), i, now.unix_secs);
         }
         let start = log.start();
+        let base_membership = Membership::simple(
+            cfg.voters
+                .iter()
+                .map(|id| Member {
+                    id: id.clone(),
+                    url: String::new(),
+                })
+                .collect(),
+        );
+        let config_log = log
+            .iter_from(log.start().next())
+            .filter(|(_, e)| e.kind() == EntryType::Config)
+            .filter_map(|(i, e)| Membership::decode(e.data()).ok().map(|m| (i, m)))
+            .collect();
         let mut node = Node {
-            voters: cfg.voters.iter().cloned().collect(),
+            membership: base_membership.clone(),
+            base_membership,
+            config_log,
+            voters: BTreeSet::new(),
+            learners: cfg.learners.iter().cloned().collect(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             now,
             term: recovered.hard_state.term,
@@ -157,17 +182,11 @@ impl Node {
             outputs: VecDeque::new(),
             replicate_pending: false,
             others: Vec::new(),
-            scratch: Vec::new(),
             reads: read::Reads::default(),
             quiet_until: now.mono.plus_ms(cfg.election_timeout_min_ms),
             cfg,
         };
-        node.others = node
-            .voters
-            .iter()
-            .filter(|p| **p != node.cfg.id)
-            .cloned()
-            .collect();
+        node.refresh_membership();
         node.reset_election_timer();
         node
     }
@@ -270,7 +289,20 @@ impl Node {
     /// A message from peer `from`.
     pub fn step(&mut self, now: Now, from: &PeerId, msg: Message) {
         self.advance_clock(now);
-        if from == &self.cfg.id || !self.voters.contains(from) {
+        // Election traffic only from voters of the configuration in force: that is what keeps
+        // removed or stray peers from disrupting the cluster. Appends are taken from whoever
+        // leads a term at least ours (one leader per term), because a lagging follower may not
+        // know yet the configuration that elected it; a leader hears only from its targets.
+        let allowed = match &msg {
+            Message::RequestVote(_) | Message::VoteResponse(_) | Message::TimeoutNow { .. } => {
+                self.voters.contains(from)
+            }
+            Message::AppendResponse(_) | Message::ReadIndex(_) => {
+                self.voters.contains(from) || self.learners.contains(from)
+            }
+            Message::AppendEntries(_) | Message::ReadIndexResponse(_) => true,
+        };
+        if from == &self.cfg.id || !allowed {
             log::debug!(
                 "{}: dropped {} from {from}: not a member of the configuration",
                 self.cfg.id,
@@ -295,42 +327,50 @@ impl Node {
     /// A client update with its request id. The answer comes as `Output::Reply`.
     pub fn propose(&mut self, now: Now, id: RequestId, data: &[u8]) {
         self.advance_clock(now);
-        if self.role != Role::Leader || self.transferring() {
-            // A leader handing over takes no proposals: the new leader will.
-            let leader = self.leader.clone().filter(|_| !self.transferring());
-            self.reply(id, ClientResult::NotLeader { leader });
-            return;
-        }
-        if data.len() > self.cfg.max_entry_bytes {
+        if self.role == Role::Leader && data.len() > self.cfg.max_entry_bytes {
             let result = ClientResult::TooLarge {
                 size: data.len(),
                 max: self.cfg.max_entry_bytes,
             };
-            self.reply(id, result);
+            return self.reply(id, result);
+        }
+        if !self.admit(id) {
             return;
+        }
+        let index = self.append_as_leader(Entry::new(id, EntryType::State, self.term, data));
+        self.leader_state().waiting.insert(index, id);
+        self.reply(id, ClientResult::Accepted { index });
+    }
+
+    /// Whether a client request with this id should be appended now. If not, it has been
+    /// answered: not the leader, an id too old or from the future, or already in the log
+    /// (idempotence: the answer names the first copy).
+    fn admit(&mut self, id: RequestId) -> bool {
+        if self.role != Role::Leader || self.transferring() {
+            // A leader handing over takes no requests: the new leader will.
+            let leader = self.leader.clone().filter(|_| !self.transferring());
+            self.reply(id, ClientResult::NotLeader { leader });
+            return false;
         }
         use crate::dedup::Freshness;
         let freshness =
             self.requests
                 .freshness(id, self.now.unix_secs, self.cfg.request_id_max_future_secs);
         match freshness {
-            Freshness::Expired => return self.reply(id, ClientResult::Expired),
-            Freshness::InFuture => return self.reply(id, ClientResult::InFuture),
-            Freshness::Fresh => {}
+            Freshness::Expired => self.reply(id, ClientResult::Expired),
+            Freshness::InFuture => self.reply(id, ClientResult::InFuture),
+            Freshness::Fresh => match self.requests.get(&id) {
+                None => return true,
+                Some(index) if index <= self.commit => {
+                    self.reply(id, ClientResult::Committed { index })
+                }
+                Some(index) => {
+                    self.leader_state().waiting.insert(index, id);
+                    self.reply(id, ClientResult::Accepted { index });
+                }
+            },
         }
-        if let Some(index) = self.requests.get(&id) {
-            // Idempotence: the update is already in the log; answer for the first copy.
-            if index <= self.commit {
-                self.reply(id, ClientResult::Committed { index });
-            } else {
-                self.leader_state().waiting.insert(index, id);
-                self.reply(id, ClientResult::Accepted { index });
-            }
-            return;
-        }
-        let index = self.append_as_leader(Entry::new(id, EntryType::State, self.term, data));
-        self.leader_state().waiting.insert(index, id);
-        self.reply(id, ClientResult::Accepted { index });
+        false
     }
 
     /// The driver made every write up to and including `upto` durable.
@@ -464,8 +504,10 @@ impl Node {
         });
     }
 
-    fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+    /// Would this peer's vote alone make a majority (a one-voter cluster)?
+    fn alone_is_quorum(&self) -> bool {
+        let me = &self.cfg.id;
+        self.membership.quorum(|p| p == me)
     }
 
     fn random_election_timeout(&mut self) -> u64 {
@@ -516,14 +558,21 @@ impl Node {
             self.role != Role::Leader,
             "a leader never truncates its own log"
         );
+        let mut reconfigured = false;
         for (i, e) in (from.0..).zip(self.log.truncate_from(from)) {
             self.requests.remove(&e.request_id(), LogIndex(i));
+            reconfigured |= e.kind() == EntryType::Config;
         }
+        self.config_log.retain(|(i, _)| *i < from);
         for e in entries {
             let idx = self.log.last_index().next();
             self.requests
                 .insert(e.request_id(), idx, self.now.unix_secs);
             self.log.append(e.clone());
+            reconfigured |= self.note_config_entry(idx, e);
+        }
+        if reconfigured {
+            self.refresh_membership();
         }
     }
 
@@ -532,8 +581,12 @@ impl Node {
         let idx = self.log.last_index().next();
         self.requests
             .insert(entry.request_id(), idx, self.now.unix_secs);
+        let reconfigured = self.note_config_entry(idx, &entry);
         self.log.append(entry);
         self.replicate_pending = true;
+        if reconfigured {
+            self.refresh_membership();
+        }
         idx
     }
 
@@ -589,6 +642,7 @@ enum Bug {
     SkipTruncate,
     DoubleVote,
     ReadWithoutRound,
+    SkipJointStep,
 }
 
 #[cfg(test)]

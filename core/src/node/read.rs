@@ -28,8 +28,6 @@ pub(super) struct Reads {
     unconfirmed: VecDeque<(u64, LogIndex, Origin)>,
     /// Leader: until when no other leader can exist (lease reads).
     lease_until: Option<Time>,
-    /// Reused buffer for the round computation.
-    scratch: Vec<u64>,
     /// Confirmed reads waiting for the state machine to reach their index.
     confirmed: Vec<(LogIndex, ReadId)>,
     /// Follower: reads forwarded to the leader, by context.
@@ -77,7 +75,7 @@ impl Node {
                 .reads
                 .lease_until
                 .is_some_and(|until| self.now.mono < until);
-        if lease || self.quorum() <= 1 || self.has_bug(Bug::ReadWithoutRound) {
+        if lease || self.alone_is_quorum() || self.has_bug(Bug::ReadWithoutRound) {
             self.read_confirmed(index, origin);
         } else {
             self.reads.round_wanted = true;
@@ -159,13 +157,14 @@ impl Node {
         let RoleState::Leader(l) = &self.state else {
             return;
         };
-        let mut acked = std::mem::take(&mut self.reads.scratch);
-        acked.clear();
-        acked.extend(l.progress.values().map(|p| p.acked_seq));
-        acked.push(self.reads.seq);
-        let q = self.quorum() - 1;
-        let confirmed = *acked.select_nth_unstable_by(q, |a, b| b.cmp(a)).1;
-        self.reads.scratch = acked;
+        let (me, seq) = (&self.cfg.id, self.reads.seq);
+        let confirmed = self.membership.quorum_value(|p| {
+            if p == me {
+                seq
+            } else {
+                l.progress.get(p).map_or(0, |x| x.acked_seq)
+            }
+        });
         let mut sent_at = None;
         while self.reads.rounds.front().is_some_and(|r| r.0 <= confirmed) {
             sent_at = self.reads.rounds.pop_front().map(|r| r.1);

@@ -289,14 +289,16 @@ impl Node {
         let RoleState::Leader(l) = &self.state else {
             return;
         };
-        let mut matched = std::mem::take(&mut self.scratch);
-        matched.clear();
-        matched.extend(l.progress.values().map(|p| p.match_index));
-        matched.push(self.log.durable());
-        // The quorum-th highest match is held by a majority.
-        let q = self.quorum() - 1;
-        let candidate = *matched.select_nth_unstable_by(q, |a, b| b.cmp(a)).1;
-        self.scratch = matched;
+        // The highest index a majority (of both halves, while joint) holds durably; this
+        // leader counts with its durable index, and only where it is a member.
+        let (me, durable) = (&self.cfg.id, self.log.durable());
+        let candidate = self.membership.quorum_value(|p| {
+            if p == me {
+                durable
+            } else {
+                l.progress.get(p).map_or(LogIndex::ZERO, |x| x.match_index)
+            }
+        });
         let current_term = self.log.term_at(candidate) == Some(self.term);
         if candidate <= self.commit || !(current_term || self.has_bug(Bug::CommitOldTerm)) {
             return;
@@ -310,5 +312,6 @@ impl Node {
             let (index, id) = entry.remove_entry();
             self.reply(id, ClientResult::Committed { index });
         }
+        self.advance_membership();
     }
 }

@@ -504,25 +504,32 @@ fn a_stale_append_never_truncates_a_longer_matching_log() {
 }
 
 #[test]
-fn raft_messages_from_non_members_are_dropped() {
+fn election_messages_from_non_members_are_dropped() {
     let mut node = three_node("b");
-    let ae = AppendEntries {
+    let rv = RequestVote {
         term: Term(9),
-        prev_log_index: LogIndex(0),
-        prev_log_term: Term(0),
-        leader_commit: LogIndex(0),
-        entries: entries(&[9]),
-        read_seq: 0,
+        last_log_index: LogIndex(9),
+        last_log_term: Term(9),
+        pre_vote: false,
+        transfer: true,
     };
     let outs = step_and_drain(
         &mut node,
-        Now::new(0, 0),
+        after_quiet(),
         "stranger",
-        Message::AppendEntries(ae),
+        Message::RequestVote(rv),
     );
     assert!(outs.is_empty());
     assert_eq!(node.term(), Term(0));
-    assert_eq!(node.last_index(), LogIndex(0));
+    assert_eq!(node.voted_for(), None);
+    let outs = step_and_drain(
+        &mut node,
+        after_quiet(),
+        "stranger",
+        Message::TimeoutNow { term: Term(0) },
+    );
+    assert!(outs.is_empty());
+    assert_eq!(node.role(), Role::Follower);
 }
 
 #[test]
@@ -987,4 +994,148 @@ fn transfers_are_refused_when_they_make_no_sense() {
         f.transfer_leadership(now, &leader),
         Err(TransferError::NotLeader)
     );
+}
+
+fn members(c: &Cluster, idx: &[usize]) -> Vec<Member> {
+    idx.iter()
+        .map(|&i| Member {
+            id: c.id(i),
+            url: format!("tcp://127.0.0.1:{}", 8047 + 100 * i),
+        })
+        .collect()
+}
+
+fn change(c: &mut Cluster, on: &PeerId, rid: RequestId, new: Vec<Member>) -> ClientResult {
+    let now = c.now();
+    c.nodes
+        .get_mut(on)
+        .unwrap()
+        .change_membership(now, rid, new);
+    c.drain(on);
+    c.replies
+        .iter()
+        .rev()
+        .find(|(_, r, _)| *r == rid)
+        .unwrap()
+        .2
+        .clone()
+}
+
+#[test]
+fn a_learner_catches_up_then_joins_by_joint_consensus() {
+    let mut c = Cluster::with_learners(3, 1);
+    let leader = c.elect();
+    let learner = c.id(3);
+    for n in 0..20 {
+        let rid = c.request_id(n);
+        c.propose(&leader, rid, b"x");
+    }
+    c.advance(200);
+    // The learner has the log but never campaigned and counts for nothing.
+    assert_eq!(
+        c.nodes[&learner].commit_index(),
+        c.nodes[&leader].commit_index()
+    );
+    assert!(!c.nodes[&learner].is_voter());
+    let rid = c.request_id(100);
+    let new = members(&c, &[0, 1, 2, 3]);
+    assert!(matches!(
+        change(&mut c, &leader, rid, new.clone()),
+        ClientResult::Accepted { .. }
+    ));
+    // One change at a time.
+    let other = c.request_id(101);
+    let smaller = members(&c, &[0, 1]);
+    assert_eq!(change(&mut c, &leader, other, smaller), ClientResult::Busy);
+    c.advance(300);
+    assert!(c
+        .replies
+        .iter()
+        .any(|(_, r, res)| *r == rid && matches!(res, ClientResult::Committed { .. })));
+    for n in c.nodes.values() {
+        assert_eq!(
+            n.membership(),
+            &Membership::simple(new.clone()),
+            "{}",
+            n.id()
+        );
+    }
+    assert!(c.nodes[&learner].is_voter());
+    // The same request again is answered, not applied twice.
+    let again = change(&mut c, &leader, rid, new.clone());
+    assert!(matches!(again, ClientResult::Committed { .. }));
+    let configs = c.applied[&leader]
+        .iter()
+        .filter(|e| e.kind() == EntryType::Config)
+        .count();
+    assert_eq!(configs, 2, "one joint and one final entry");
+}
+
+#[test]
+fn a_leader_removed_from_the_configuration_steps_down() {
+    let mut c = Cluster::new(4);
+    let leader = c.elect();
+    let keep: Vec<usize> = (0..4).filter(|&i| c.id(i) != leader).collect();
+    let rid = c.request_id(7);
+    let new = members(&c, &keep);
+    assert!(matches!(
+        change(&mut c, &leader, rid, new.clone()),
+        ClientResult::Accepted { .. }
+    ));
+    c.advance(2_000);
+    assert_ne!(c.nodes[&leader].role(), Role::Leader);
+    let leaders = c.leaders();
+    assert_eq!(leaders.len(), 1);
+    assert_ne!(leaders[0], leader);
+    // The removed peer never disrupts the new configuration.
+    let term = c.nodes[&leaders[0]].term();
+    c.advance(3_000);
+    assert_eq!(c.nodes[&leaders[0]].term(), term);
+    assert!(!c.nodes[&leader].is_voter());
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    let rid = c.request_id(1);
+    assert!(matches!(
+        change(&mut c, &leader, rid, vec![]),
+        ClientResult::InvalidConfig(_)
+    ));
+    let mut twice = members(&c, &[0, 1]);
+    twice.push(twice[0].clone());
+    let rid = c.request_id(2);
+    assert!(matches!(
+        change(&mut c, &leader, rid, twice),
+        ClientResult::InvalidConfig(_)
+    ));
+    let follower = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    let rid = c.request_id(3);
+    let new = members(&c, &[0, 1]);
+    assert!(matches!(
+        change(&mut c, &follower, rid, new),
+        ClientResult::NotLeader { .. }
+    ));
+}
+
+#[test]
+fn replacing_several_peers_at_once_works() {
+    let mut c = Cluster::with_learners(3, 2);
+    let leader = c.elect();
+    c.advance(100);
+    // Keep the leader, swap the two others for the two learners.
+    let li = c.ids.iter().position(|p| *p == leader).unwrap();
+    let rid = c.request_id(9);
+    let new = members(&c, &[li, 3, 4]);
+    assert!(matches!(
+        change(&mut c, &leader, rid, new.clone()),
+        ClientResult::Accepted { .. }
+    ));
+    c.advance(500);
+    assert_eq!(c.nodes[&leader].membership(), &Membership::simple(new));
+    let rid = c.request_id(10);
+    c.propose(&leader, rid, b"after");
+    c.advance(200);
+    assert!(c.applied[&c.id(3)].iter().any(|e| e.request_id() == rid));
 }
