@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use zmq_raft_core::testkit::Cluster;
 use zmq_raft_core::{
-    ClientResult, Config, Message, Node, Now, Output, PeerId, Recovered, RequestId, Role,
+    ClientResult, Config, Message, Node, Now, Output, PeerId, ReadId, ReadResult, Recovered,
+    RequestId, Role,
 };
 
 const PAYLOAD: usize = 100;
@@ -72,13 +73,18 @@ struct Lean {
 
 impl Lean {
     fn new(n: usize) -> Lean {
+        Lean::with(n, false)
+    }
+
+    fn with(n: usize, lease_reads: bool) -> Lean {
         let ids: Vec<PeerId> = (1..=n).map(|i| PeerId::new(&format!("p{i}"))).collect();
         let now = Now::new(0, UNIX_SECS);
         let nodes = ids
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let cfg = Config::new(id.clone(), ids.clone());
+                let mut cfg = Config::new(id.clone(), ids.clone());
+                cfg.lease_reads = lease_reads;
                 Node::new(cfg, Recovered::default(), i as u64 + 1, now)
             })
             .collect();
@@ -122,7 +128,9 @@ impl Lean {
                     Output::Reply(_, ClientResult::Committed { .. }) => self.c.committed += 1,
                     Output::Reply(_, ClientResult::Accepted { .. }) => {}
                     Output::Reply(id, other) => panic!("proposal {id} refused: {other:?}"),
-                    Output::Changed { .. } | Output::Read(..) => {}
+                    Output::Read(_, ReadResult::Ready) => self.c.committed += 1,
+                    Output::Read(id, other) => panic!("read {id:?} failed: {other:?}"),
+                    Output::Changed { .. } => {}
                 }
             }
             match last_write {
@@ -240,6 +248,27 @@ fn heartbeat_round(nodes: usize, beats: u64) -> Counters {
     c.c
 }
 
+/// Linearizable reads on the leader, `batch` at a time: with ReadIndex, one heartbeat round
+/// confirms every read of a batch; with a lease, no round at all. Counts reads served.
+fn read_round(nodes: usize, reads: u64, batch: u64, lease: bool) -> Counters {
+    let mut c = Lean::with(nodes, lease);
+    let leader = c.elect();
+    c.deliver_all();
+    c.c = Counters::default();
+    let t0 = Instant::now();
+    let mut id = 0;
+    while c.c.committed < reads {
+        for _ in 0..batch {
+            id += 1;
+            c.nodes[leader].read(c.now, ReadId(id));
+        }
+        c.drain(leader);
+        c.deliver_all();
+    }
+    c.c.elapsed = t0.elapsed();
+    c.c
+}
+
 /// The one-by-one workload through the testkit's `Cluster` (BTreeMap-keyed nodes, disks that
 /// keep every entry, a `PeerId` clone per hop).
 fn testkit_one_by_one_round(nodes: usize, entries: u64) -> Counters {
@@ -332,6 +361,16 @@ fn main() {
         if wanted(&format!("heartbeats {nodes}")) {
             let c = measure(secs, |_| heartbeat_round(nodes, 200_000));
             report("heartbeats", nodes, &c);
+        }
+    }
+    for (name, batch, lease) in [
+        ("reads: ReadIndex, 1/round", 1, false),
+        ("reads: ReadIndex, 64/round", 64, false),
+        ("reads: lease", 1, true),
+    ] {
+        if wanted(&format!("{name} 3")) {
+            let c = measure(secs, |_| read_round(3, 200_000, batch, lease));
+            report(name, 3, &c);
         }
     }
     if wanted("testkit one-by-one 3") {

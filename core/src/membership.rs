@@ -74,7 +74,18 @@ impl Membership {
                 if g.is_empty() {
                     return T::default();
                 }
-                let mut v: Vec<T> = g.iter().map(|m| value(&m.id)).collect();
+                // Clusters are small: sort on the stack, not the heap (this runs per ack).
+                let mut small = [T::default(); 16];
+                let mut large = Vec::new();
+                let v: &mut [T] = if g.len() <= small.len() {
+                    for (slot, m) in small.iter_mut().zip(g) {
+                        *slot = value(&m.id);
+                    }
+                    &mut small[..g.len()]
+                } else {
+                    large.extend(g.iter().map(|m| value(&m.id)));
+                    &mut large
+                };
                 v.sort_unstable_by(|a, b| b.cmp(a));
                 v[g.len() / 2]
             })
