@@ -333,6 +333,22 @@ impl World {
         ppm > 0 && (self.rng.next_u64() % 1_000_000) < ppm as u64
     }
 
+    /// Schedules the next occurrence of a periodic nemesis, about `every_ms` from now.
+    fn again(&mut self, every_ms: u64, event: Event) {
+        let next = self.between(every_ms / 2, every_ms * 3 / 2);
+        self.schedule(next, event);
+    }
+
+    /// A running peer that believes it leads (the first, if several do in different terms).
+    fn leader_index(&self) -> Option<usize> {
+        (0..self.sc.peers).find(|&p| {
+            self.peers[p]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.role() == Role::Leader)
+        })
+    }
+
     fn schedule(&mut self, delay: u64, event: Event) {
         self.seq += 1;
         self.queue.push(Scheduled {
@@ -457,12 +473,7 @@ impl World {
                     if !up.is_empty() {
                         // Half the crashes kill the leader: that is where elections, truncation
                         // and commit rules meet.
-                        let leader = up.iter().copied().find(|&p| {
-                            self.peers[p]
-                                .node
-                                .as_ref()
-                                .is_some_and(|n| n.role() == Role::Leader)
-                        });
+                        let leader = self.leader_index();
                         let random = up[self.rng.next_u64() as usize % up.len()];
                         let victim = match leader {
                             Some(l) if self.rng.next_u64().is_multiple_of(2) => l,
@@ -470,9 +481,7 @@ impl World {
                         };
                         self.crash(victim)?;
                     }
-                    let next =
-                        self.between(self.sc.crash_every_ms / 2, self.sc.crash_every_ms * 3 / 2);
-                    self.schedule(next, Event::Crash);
+                    self.again(self.sc.crash_every_ms, Event::Crash);
                 }
                 Ok(())
             }
@@ -495,11 +504,7 @@ impl World {
             Event::Partition => {
                 if !self.liveness {
                     self.repartition();
-                    let next = self.between(
-                        self.sc.partition_every_ms / 2,
-                        self.sc.partition_every_ms * 3 / 2,
-                    );
-                    self.schedule(next, Event::Partition);
+                    self.again(self.sc.partition_every_ms, Event::Partition);
                 }
                 Ok(())
             }
@@ -511,22 +516,14 @@ impl World {
                 if self.liveness {
                     return Ok(());
                 }
-                let next = self.between(
-                    self.sc.reconfig_every_ms / 2,
-                    self.sc.reconfig_every_ms * 3 / 2,
-                );
-                self.schedule(next, Event::Reconfigure);
+                self.again(self.sc.reconfig_every_ms, Event::Reconfigure);
                 self.reconfigure()
             }
             Event::Transfer => {
                 if self.liveness {
                     return Ok(());
                 }
-                let next = self.between(
-                    self.sc.transfer_every_ms / 2,
-                    self.sc.transfer_every_ms * 3 / 2,
-                );
-                self.schedule(next, Event::Transfer);
+                self.again(self.sc.transfer_every_ms, Event::Transfer);
                 self.transfer()
             }
             Event::ClientRequest { client, peer, seq } => self.client_request(client, peer, seq),
@@ -841,13 +838,9 @@ impl World {
     }
 
     fn transfer(&mut self) -> Result<(), Violation> {
-        let leader = (0..self.sc.peers).find(|&p| {
-            self.peers[p]
-                .node
-                .as_ref()
-                .is_some_and(|n| n.role() == Role::Leader)
-        });
-        let Some(l) = leader else { return Ok(()) };
+        let Some(l) = self.leader_index() else {
+            return Ok(());
+        };
         let node = self.peers[l].node.as_ref().expect("running");
         let others: Vec<PeerId> = node
             .membership()
@@ -878,13 +871,9 @@ impl World {
     /// Asks the leader for a random configuration of 3 or more peers (add, remove and
     /// replace, several at once), through spares that have been following as learners.
     fn reconfigure(&mut self) -> Result<(), Violation> {
-        let leader = (0..self.sc.peers).find(|&p| {
-            self.peers[p]
-                .node
-                .as_ref()
-                .is_some_and(|n| n.role() == Role::Leader)
-        });
-        let Some(l) = leader else { return Ok(()) };
+        let Some(l) = self.leader_index() else {
+            return Ok(());
+        };
         let n = self.sc.peers;
         let size = self.between(3.min(n as u64), n as u64) as usize;
         let mut order: Vec<usize> = (0..n).collect();
@@ -1023,12 +1012,7 @@ impl World {
                 desc = format!("one-way: p{a} cannot reach p{b}");
             }
             4 => {
-                let leader = (0..n).find(|&p| {
-                    self.peers[p]
-                        .node
-                        .as_ref()
-                        .is_some_and(|x| x.role() == Role::Leader)
-                });
+                let leader = self.leader_index();
                 let l = leader.unwrap_or(self.rng.next_u64() as usize % n);
                 for x in 0..n {
                     if x != l {
