@@ -96,6 +96,33 @@ impl Config {
         if sorted.len() != self.voters.len() {
             return Err("a voter is listed twice".into());
         }
+        if let Some(both) = self.learners.iter().find(|l| self.voters.contains(l)) {
+            return Err(format!("{both} is listed both as a voter and as a learner"));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconsistent_settings_are_refused() {
+        let id = PeerId::new("a");
+        let ok = Config::new(id.clone(), vec!["a".into(), "b".into()]);
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.heartbeat_interval_ms = c.election_timeout_min_ms;
+        assert!(c.validate().unwrap_err().contains("heartbeat"));
+        let mut c = ok.clone();
+        c.election_timeout_max_ms = c.election_timeout_min_ms;
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.voters.push("b".into());
+        assert!(c.validate().unwrap_err().contains("twice"));
+        let mut c = ok;
+        c.learners.push("b".into());
+        assert!(c.validate().unwrap_err().contains("learner"));
     }
 }
