@@ -130,7 +130,10 @@ impl Lean {
                     Output::Reply(id, other) => panic!("proposal {id} refused: {other:?}"),
                     Output::Read(_, ReadResult::Ready) => self.c.committed += 1,
                     Output::Read(id, other) => panic!("read {id:?} failed: {other:?}"),
-                    Output::Changed { .. } => {}
+                    // No snapshots are taken in this benchmark.
+                    Output::Changed { .. }
+                    | Output::SnapshotChunk { .. }
+                    | Output::InstallSnapshot(_) => {}
                 }
             }
             match last_write {

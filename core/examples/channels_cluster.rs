@@ -99,6 +99,7 @@ impl MemDisk {
         for (_, write) in self.staged.drain(..) {
             match write {
                 Write::HardState(hs) => self.hard_state = hs,
+                Write::Compact { .. } => {}
                 Write::Log { first, entries } => {
                     // Remove everything from `first` on, then append: a plain append removes
                     // nothing, a follower repairing its log cuts a conflicting suffix.
@@ -157,8 +158,9 @@ impl NodeDriver {
                 Output::Reply(id, result) => {
                     let _ = self.client.send((self.me, id, result));
                 }
-                // This example issues no linearizable reads (`Node::read`).
-                Output::Read(..) => {}
+                // This example issues no linearizable reads (`Node::read`) and takes no
+                // snapshots, so none is ever sent to it either.
+                Output::Read(..) | Output::SnapshotChunk { .. } | Output::InstallSnapshot(_) => {}
                 Output::Changed { role, term, leader } => {
                     eprintln!(
                         "  {}: {role:?} in term {term}, leader {}",

@@ -18,10 +18,12 @@ pub enum Bug {
     ReadWithoutRound,
     /// A membership change goes straight to the new configuration, without the joint step.
     SkipJointStep,
+    /// Log compaction ignores the commit index (and what was applied).
+    CompactPastCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::AckBeforeDurable,
         Bug::CommitOldTerm,
         Bug::SkipTruncate,
@@ -29,5 +31,6 @@ impl Bug {
         Bug::ForgetRequestIds,
         Bug::ReadWithoutRound,
         Bug::SkipJointStep,
+        Bug::CompactPastCommit,
     ];
 }

@@ -83,6 +83,12 @@ impl RequestTable {
         }
     }
 
+    /// The lowest log index a remembered id sits at: compacting the log below it would lose
+    /// nothing the deduplication still needs (RAFT.md's PRUNE INDEX, plus one).
+    pub fn lowest_index(&self) -> Option<LogIndex> {
+        self.by_id.values().min().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

@@ -20,10 +20,10 @@ pub use config::Config;
 pub use entry::{Entry, EntryError, EntryType, RequestId, ENTRY_HEADER_LEN};
 pub use membership::{Member, Membership, MembershipError};
 pub use message::{
-    AppendEntries, AppendOutcome, AppendResponse, Message, ReadIndexRequest, ReadIndexResponse,
-    RequestVote, VoteResponse,
+    AppendEntries, AppendOutcome, AppendResponse, InstallSnapshot, InstallSnapshotResponse,
+    Message, ReadIndexRequest, ReadIndexResponse, RequestVote, VoteResponse,
 };
 pub use node::{Node, TransferError};
 pub use output::{ClientResult, Output, ReadResult, Role};
-pub use persist::{HardState, Recovered, Write};
+pub use persist::{HardState, Recovered, SnapshotMeta, Write};
 pub use types::{LogIndex, Now, PeerId, ReadId, Term, Time, WriteId};

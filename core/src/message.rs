@@ -18,6 +18,33 @@ pub enum Message {
     TimeoutNow {
         term: Term,
     },
+    InstallSnapshot(InstallSnapshot),
+    InstallSnapshotResponse(InstallSnapshotResponse),
+}
+
+/// One chunk of the leader's snapshot, for a follower that needs entries it compacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    /// Last index and term the snapshot covers.
+    pub index: LogIndex,
+    pub last_term: Term,
+    /// The configuration at `index`, MessagePack-encoded as in CONFIG entries.
+    pub membership: Vec<u8>,
+    /// Where `data` sits in the snapshot, and the snapshot's size.
+    pub offset: u64,
+    pub total: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotResponse {
+    pub term: Term,
+    pub index: LogIndex,
+    /// The offset to send next: where a lost chunk resumes.
+    pub next_offset: u64,
+    /// The snapshot is installed (or was not needed): replicate entries after `index`.
+    pub done: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +127,8 @@ impl Message {
             Message::ReadIndex(m) => m.term,
             Message::ReadIndexResponse(m) => m.term,
             Message::TimeoutNow { term } => *term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotResponse(m) => m.term,
         }
     }
 
@@ -115,6 +144,8 @@ impl Message {
             Message::ReadIndex(_) => "ReadIndex",
             Message::ReadIndexResponse(_) => "ReadIndexResponse",
             Message::TimeoutNow { .. } => "TimeoutNow",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::entry::{Entry, RequestId};
 use crate::message::Message;
-use crate::persist::Write;
+use crate::persist::{SnapshotMeta, Write};
 use crate::types::{LogIndex, PeerId, ReadId, Term, WriteId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,4 +72,15 @@ pub enum Output {
         term: Term,
         leader: Option<PeerId>,
     },
+    /// Store this chunk of a snapshot being received from the leader, at `offset`.
+    SnapshotChunk {
+        index: LogIndex,
+        term: Term,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+    },
+    /// Every chunk arrived: make the snapshot durable, load it into the state machine, then
+    /// call `Node::snapshot_installed`.
+    InstallSnapshot(SnapshotMeta),
 }

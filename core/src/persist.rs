@@ -1,6 +1,7 @@
 //! What the core asks the driver to make durable, and what the driver hands back on start.
 
 use crate::entry::Entry;
+use crate::membership::Membership;
 use crate::types::{LogIndex, PeerId, Term};
 
 /// The state Raft must never forget: the current term and the vote cast in it.
@@ -21,6 +22,18 @@ pub enum Write {
     },
     /// Replace the hard state.
     HardState(HardState),
+    /// Entries up to `upto` may be deleted: a durable snapshot covers them. Nothing waits for
+    /// this one; it only frees space.
+    Compact { upto: LogIndex },
+}
+
+/// What a snapshot covers: every entry up to `index` (of `term`), and the configuration in
+/// force there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub index: LogIndex,
+    pub term: Term,
+    pub membership: Membership,
 }
 
 /// What a peer recovered from its disk at start-up.
@@ -34,4 +47,7 @@ pub struct Recovered {
     pub log_start_term: Term,
     /// Every durable entry after `log_start`, in order.
     pub entries: Vec<Entry>,
+    /// The configuration at `log_start`, when a snapshot covers it (CONFIG entries after it
+    /// are in `entries`).
+    pub membership: Option<Membership>,
 }

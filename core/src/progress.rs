@@ -27,6 +27,17 @@ pub(crate) struct Progress {
     pub acked_seq: u64,
     /// When the follower last acknowledged progress (or replication to it (re)started).
     pub last_ack: Time,
+    /// A snapshot being sent because the follower needs entries this log compacted.
+    pub snapshot: Option<SnapshotSend>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotSend {
+    pub index: LogIndex,
+    /// The next byte to send.
+    pub offset: u64,
+    /// A chunk is out and unanswered.
+    pub waiting: bool,
 }
 
 impl Progress {
@@ -40,6 +51,7 @@ impl Progress {
             recent_active: false,
             acked_seq: 0,
             last_ack: now,
+            snapshot: None,
         }
     }
 

@@ -146,7 +146,35 @@ impl RaftLog {
         if let Some(u) = self.unwritten_from {
             d = d.min(u.prev());
         }
-        self.durable = d;
+        // What a snapshot covers is durable whatever older writes report.
+        self.durable = d.max(self.start);
+    }
+
+    /// Forgets entries up to `upto` (a snapshot covers them).
+    pub fn compact(&mut self, upto: LogIndex) {
+        if upto <= self.start {
+            return;
+        }
+        let term = self.term_at(upto).expect("compaction within the log");
+        let n = (upto.0 - self.start.0) as usize;
+        self.entries.drain(..n);
+        self.start = upto;
+        self.start_term = term;
+        self.durable = self.durable.max(upto);
+    }
+
+    /// A snapshot up to (`index`, `term`) was installed: keep what follows it if this log
+    /// agrees at `index`, else start empty after it.
+    pub fn install(&mut self, index: LogIndex, term: Term) {
+        if index <= self.last_index() && self.term_at(index) == Some(term) {
+            self.compact(index);
+            return;
+        }
+        self.entries.clear();
+        self.start = index;
+        self.start_term = term;
+        self.durable = index;
+        self.unwritten_from = None;
     }
 
     /// First index holding `term`, searching the run of `term` that ends at `at`.

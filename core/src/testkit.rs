@@ -3,8 +3,8 @@
 //! full fault-injecting simulator lives in the `sim` crate.
 
 use crate::{
-    ClientResult, Config, Entry, HardState, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
-    Recovered, RequestId, Role, Write, WriteId,
+    ClientResult, Config, Entry, HardState, LogIndex, Message, Node, Now, Output, PeerId, ReadId,
+    ReadResult, Recovered, RequestId, Role, Term, Write, WriteId,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -23,6 +23,8 @@ impl Disk {
         for (_, w) in self.pending.drain(..) {
             match w {
                 Write::HardState(hs) => self.hard_state = hs,
+                // This disk keeps every entry; recovery starts from the first.
+                Write::Compact { .. } => {}
                 Write::Log { first, entries } => {
                     self.log.truncate(first.0 as usize - 1);
                     self.log.extend(entries);
@@ -51,6 +53,10 @@ pub struct Cluster {
     pub applied: BTreeMap<PeerId, Vec<Entry>>,
     pub replies: Vec<(PeerId, RequestId, ClientResult)>,
     pub reads: Vec<(PeerId, ReadId, ReadResult)>,
+    /// Snapshot chunks being received, by peer.
+    pub incoming: BTreeMap<PeerId, Vec<u8>>,
+    /// Snapshots installed: (peer, index, data).
+    pub installed: Vec<(PeerId, LogIndex, Vec<u8>)>,
     pub now_ms: u64,
     pub unix_secs: u64,
     /// Sync disks right after each drain; when false, tests call `sync` themselves.
@@ -86,6 +92,8 @@ impl Cluster {
             applied: BTreeMap::new(),
             replies: Vec::new(),
             reads: Vec::new(),
+            incoming: BTreeMap::new(),
+            installed: Vec::new(),
             now_ms: 0,
             unix_secs: 1_700_000_000,
             auto_sync: true,
@@ -130,10 +138,10 @@ impl Cluster {
 
     /// Drains a node's outputs into the network, disk, applied list and replies.
     pub fn drain(&mut self, id: &PeerId) {
-        let Some(node) = self.nodes.get_mut(id) else {
+        if !self.nodes.contains_key(id) {
             return; // crashed
-        };
-        while let Some(out) = node.poll_output() {
+        }
+        while let Some(out) = self.nodes.get_mut(id).and_then(Node::poll_output) {
             match out {
                 Output::Write(w, write) => self.disks.get_mut(id).unwrap().pending.push((w, write)),
                 Output::Send(to, msg) => {
@@ -149,6 +157,23 @@ impl Cluster {
                 Output::Reply(rid, res) => self.replies.push((id.clone(), rid, res)),
                 Output::Read(rid, res) => self.reads.push((id.clone(), rid, res)),
                 Output::Changed { .. } => {}
+                Output::SnapshotChunk { offset, data, .. } => {
+                    let buf = self.incoming.entry(id.clone()).or_default();
+                    buf.truncate(offset as usize);
+                    buf.extend_from_slice(&data);
+                }
+                Output::InstallSnapshot(meta) => {
+                    let data: std::sync::Arc<[u8]> =
+                        self.incoming.remove(id).unwrap_or_default().into();
+                    // The state machine restarts from the snapshot: stand-in entries below it.
+                    let applied = self.applied.get_mut(id).unwrap();
+                    applied.clear();
+                    applied.resize(meta.index.0 as usize, Entry::checkpoint(Term(0)));
+                    self.installed.push((id.clone(), meta.index, data.to_vec()));
+                    let now = Now::new(self.now_ms, self.unix_secs);
+                    let node = self.nodes.get_mut(id).unwrap();
+                    node.snapshot_installed(now, meta.index, data);
+                }
             }
         }
         if self.auto_sync {

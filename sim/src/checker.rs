@@ -70,7 +70,8 @@ impl Checker {
             }
         }
         self.leaders.insert(term, peer);
-        for (i, e) in self.canonical.iter().enumerate() {
+        let start = node.log_start().0 as usize;
+        for (i, e) in self.canonical.iter().enumerate().skip(start) {
             let idx = LogIndex(i as u64 + 1);
             if node.entry(idx) != Some(e) {
                 return violation(
@@ -209,21 +210,49 @@ impl Checker {
     pub fn on_restart(
         &mut self,
         peer: usize,
-        log: &[Entry],
+        recovered: &zmq_raft_core::Recovered,
         applied_before: LogIndex,
     ) -> Result<(), Violation> {
         self.commit[peer] = LogIndex(0);
-        for i in 0..applied_before.0 as usize {
-            if log.get(i) != self.canonical.get(i) {
+        // What a snapshot covers was applied; the log must hold the rest.
+        let start = recovered.log_start.0 as usize;
+        for i in start..applied_before.0 as usize {
+            let got = recovered.entries.get(i - start);
+            if got != self.canonical.get(i) {
                 return violation(
                     "durable before applied",
                     format!(
-                        "peer {peer} applied up to {applied_before} but recovered {:?} at {}",
-                        log.get(i),
+                        "peer {peer} applied up to {applied_before} but recovered {got:?} at {}",
                         i + 1
                     ),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The state a snapshot holds must be the canonical history's at its index.
+    pub fn check_snapshot_state(
+        &self,
+        peer: usize,
+        index: LogIndex,
+        kv: &crate::kv::KvStore,
+    ) -> Result<(), Violation> {
+        let Some(prefix) = self.canonical.get(..index.0 as usize) else {
+            return violation(
+                "snapshots hold committed state",
+                format!("peer {peer} has a snapshot at {index}, past everything applied"),
+            );
+        };
+        let mut expect = crate::kv::KvStore::default();
+        for (i, e) in prefix.iter().enumerate() {
+            expect.apply(LogIndex(i as u64 + 1), e);
+        }
+        if !expect.same_data(kv) {
+            return violation(
+                "snapshots hold committed state",
+                format!("peer {peer}'s snapshot at {index} differs from the applied history"),
+            );
         }
         Ok(())
     }
@@ -268,22 +297,31 @@ impl Checker {
             .pending
             .iter()
             .filter_map(|(_, w)| match w {
-                zmq_raft_core::Write::Log { first, .. } => Some(first.0 as usize - 1),
+                zmq_raft_core::Write::Log { first, .. } => Some(first.prev()),
                 _ => None,
             })
             .min()
-            .unwrap_or(usize::MAX);
-        let reported = durable.log.len().min(cut);
-        if let Some(i) = (0..reported).find(|&i| recovered.entries.get(i) != durable.log.get(i)) {
-            return violation(
-                "durable writes survive a crash",
-                format!(
-                    "peer {peer} recovered {:?} at index {} where {:?} was reported durable",
-                    recovered.entries.get(i),
-                    i + 1,
-                    durable.log[i]
-                ),
-            );
+            .unwrap_or(LogIndex(u64::MAX));
+        let reported = durable.last().1.min(cut);
+        // Below the recovered start a durable snapshot stands for the entries.
+        let from = durable.start.max(recovered.log_start);
+        let at = |i: LogIndex| {
+            let k = i.0.checked_sub(recovered.log_start.0 + 1)?;
+            recovered.entries.get(k as usize)
+        };
+        let mut i = from.next();
+        while i <= reported {
+            if at(i) != durable.entry(i) {
+                return violation(
+                    "durable writes survive a crash",
+                    format!(
+                        "peer {peer} recovered {:?} at index {i} where {:?} was reported durable",
+                        at(i),
+                        durable.entry(i)
+                    ),
+                );
+            }
+            i = i.next();
         }
         let (was, now) = (&durable.hard_state, &recovered.hard_state);
         if now.term < was.term
@@ -304,12 +342,14 @@ impl Checker {
         for (a, (pa, na)) in nodes.iter().enumerate() {
             for (pb, nb) in &nodes[a + 1..] {
                 let top = na.last_index().min(nb.last_index());
+                // Below either log's start a snapshot stands for the entries.
+                let floor = na.log_start().max(nb.log_start());
                 let mut i = top;
-                while i > LogIndex(0) && na.term_at(i) != nb.term_at(i) {
+                while i > floor && na.term_at(i) != nb.term_at(i) {
                     i = i.prev();
                 }
                 let mut k = i;
-                while k > LogIndex(0) {
+                while k > floor {
                     if na.entry(k) != nb.entry(k) {
                         return violation(
                             "log matching",

@@ -44,7 +44,7 @@ impl Command {
 }
 
 /// One peer's state machine, rebuilt from scratch after a restart.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct KvStore {
     data: BTreeMap<Key, Value>,
     /// The result of each applied command, by log index, for answering clients.
@@ -70,6 +70,42 @@ impl KvStore {
     /// A read served outside the log (ReadIndex or lease).
     pub fn get(&self, key: Key) -> Option<Value> {
         self.data.get(&key).copied()
+    }
+
+    /// Whether two stores hold the same keys and values (results are not compared: a store
+    /// rebuilt from a snapshot has none for the entries the snapshot covers).
+    pub fn same_data(&self, other: &KvStore) -> bool {
+        self.data == other.data
+    }
+
+    /// The snapshot of this store: its keys and values.
+    pub fn snapshot_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8 + 16 * self.data.len());
+        b.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
+        for (k, v) in &self.data {
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    /// A store rebuilt from `snapshot_bytes`; `None` if the bytes are not one.
+    pub fn from_snapshot(b: &[u8]) -> Option<KvStore> {
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+        };
+        let n = word(0)? as usize;
+        if b.len() != 8 + 16 * n {
+            return None;
+        }
+        let mut data = BTreeMap::new();
+        for i in 0..n {
+            data.insert(word(8 + 16 * i)?, word(16 + 16 * i)?);
+        }
+        Some(KvStore {
+            data,
+            results: BTreeMap::new(),
+        })
     }
 
     pub fn result(&self, index: LogIndex) -> Option<&Ret> {

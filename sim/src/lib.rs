@@ -148,7 +148,7 @@ pub mod planted {
     use super::Variant;
     use zmq_raft_core::broken::Bug;
 
-    pub const NAMES: [&str; 8] = [
+    pub const NAMES: [&str; 9] = [
         "ack-before-durable",
         "commit-old-term",
         "skip-truncate",
@@ -157,6 +157,7 @@ pub mod planted {
         "skip-dir-sync",
         "read-without-round",
         "skip-joint-step",
+        "compact-past-commit",
     ];
 
     pub fn by_name(name: &str) -> Option<Variant> {
@@ -170,6 +171,7 @@ pub mod planted {
             "skip-dir-sync" => v.storage = |o| o.skip_segment_dir_sync = true,
             "read-without-round" => v.core = |c| c.bug = Some(Bug::ReadWithoutRound),
             "skip-joint-step" => v.core = |c| c.bug = Some(Bug::SkipJointStep),
+            "compact-past-commit" => v.core = |c| c.bug = Some(Bug::CompactPastCommit),
             _ => return None,
         }
         Some(v)

@@ -46,7 +46,7 @@ struct Args {
     fail_fast: bool,
     /// Plant a bug (self-test builds only): ack-before-durable, commit-old-term,
     /// skip-truncate, double-vote, forget-request-ids, skip-dir-sync, read-without-round,
-    /// skip-joint-step.
+    /// skip-joint-step, compact-past-commit.
     #[cfg(feature = "broken")]
     #[arg(long)]
     bug: Option<String>,
@@ -125,8 +125,8 @@ fn print_report(r: &Report) {
     let s = &r.stats;
     let sim_secs = s.sim_ms as f64 / 1000.0;
     println!(
-        "summary:  {:.1} s simulated, {} events, {} messages, {} entries committed, {} elections, {} crashes, {}/{} client ops answered",
-        sim_secs, s.events, s.messages, s.committed, s.elections, s.crashes, s.ops_completed, s.ops_total
+        "summary:  {:.1} s simulated, {} events, {} messages, {} entries committed, {} elections, {} crashes, {} snapshots taken, {} installed, {}/{} client ops answered",
+        sim_secs, s.events, s.messages, s.committed, s.elections, s.crashes, s.snapshots, s.installs, s.ops_completed, s.ops_total
     );
     println!(
         "speed:    {:.0} simulated seconds per wall second ({:.3} s wall)",

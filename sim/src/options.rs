@@ -80,6 +80,10 @@ pub struct Scenario {
     pub voters: usize,
     /// Mean time between membership changes, ms (0 = none).
     pub reconfig_every_ms: u64,
+    /// Mean time between snapshots (each of a random peer), ms (0 = none), and the request-id
+    /// TTL, short when snapshots are on so the prune index lets the log compact.
+    pub snapshot_every_ms: u64,
+    pub request_id_ttl_secs: u64,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     /// Bound on the liveness phase: a leader and a fresh commit must appear within it.
@@ -160,6 +164,7 @@ impl Scenario {
         let voters = o.peers.unwrap_or([3, 3, 5, 5, 7][pick(0, 4) as usize]);
         let reconfig = pick(0, 2) == 0;
         let spares = if reconfig { pick(0, 2) as usize } else { 0 };
+        let snapshots = pick(0, 1) == 0;
         let duration_ms = o.duration_ms.unwrap_or(pick(5_000, 15_000));
         let delay_max = if delay { pick(5, 120) } else { 2 };
         Scenario {
@@ -167,6 +172,8 @@ impl Scenario {
             peers: voters + spares,
             voters,
             reconfig_every_ms: if reconfig { pick(500, 3_000) } else { 0 },
+            snapshot_every_ms: if snapshots { pick(200, 2_000) } else { 0 },
+            request_id_ttl_secs: if snapshots { pick(2, 6) } else { 8 * 3600 },
             duration_ms,
             liveness_ms: 20_000,
             loss_ppm: if loss { pick(1_000, 200_000) as u32 } else { 0 },
@@ -174,7 +181,8 @@ impl Scenario {
             delay_ms: (1, delay_max),
             partition_every_ms: if partitions { pick(300, 3_000) } else { 0 },
             crash_every_ms: if crashes { pick(300, 3_000) } else { 0 },
-            restart_ms: (pick(10, 200), pick(300, 3_000)),
+            // Some peers stay down long enough to fall behind the leader's compaction.
+            restart_ms: (pick(10, 200), pick(300, 8_000)),
             crash_new_leader_ppm: if crashes && pick(0, 1) == 0 {
                 pick(100_000, 600_000) as u32
             } else {
@@ -244,13 +252,15 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "scenario: {} voters + {} learners, {} ms of faults, {} clients on {} keys, membership changes every ~{} ms",
+            "scenario: {} voters + {} learners, {} ms of faults, {} clients on {} keys, membership changes every ~{} ms, snapshots every ~{} ms (request ids live {} s)",
             self.voters,
             self.peers - self.voters,
             self.duration_ms,
             self.clients,
             self.keys,
-            self.reconfig_every_ms
+            self.reconfig_every_ms,
+            self.snapshot_every_ms,
+            self.request_id_ttl_secs
         )?;
         let on = self.faults_on();
         writeln!(

@@ -13,8 +13,8 @@ use rand_core::{RngCore, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use zmq_raft_core::{
-    ClientResult, Config, LogIndex, Member, Message, Node, Now, Output, PeerId, ReadId, ReadResult,
-    RequestId, Role, Term, Write,
+    ClientResult, Config, LogIndex, Member, Membership, Message, Node, Now, Output, PeerId, ReadId,
+    ReadResult, RequestId, Role, SnapshotMeta, Term, Write,
 };
 use zmq_raft_storage::{CrashFault, Engine, Fs, MemFs, Options, StorageError, SyncDone};
 
@@ -59,6 +59,8 @@ enum Event {
     Transfer,
     /// Ask the current leader for a random new configuration.
     Reconfigure,
+    /// A random peer snapshots its state machine and compacts its log.
+    Snapshot,
     ClientStart {
         client: usize,
     },
@@ -147,6 +149,11 @@ struct Peer {
     corrupted: bool,
     /// What the core was told is durable: the yardstick recovery is checked against.
     disk: Disk,
+    /// The state machine as of the log start (the latest snapshot), from which the next
+    /// snapshot is built by replaying the log.
+    snap_kv: KvStore,
+    /// A snapshot being received from the leader.
+    incoming_snapshot: Vec<u8>,
     kv: KvStore,
     clock: Clock,
     timer_at: Option<u64>,
@@ -185,6 +192,8 @@ pub struct Stats {
     pub crashes: u64,
     pub ops_completed: u64,
     pub ops_total: u64,
+    pub snapshots: u64,
+    pub installs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +257,8 @@ impl World {
                     sync_done: None,
                     corrupted: false,
                     disk: Disk::default(),
+                    snap_kv: KvStore::default(),
+                    incoming_snapshot: Vec::new(),
                     kv: KvStore::default(),
                     clock: Clock {
                         offset_ms: rng.next_u64() % 1_000,
@@ -307,6 +318,10 @@ impl World {
         if w.sc.partition_every_ms > 0 {
             let t = w.between(0, w.sc.partition_every_ms * 2);
             w.schedule(t, Event::Partition);
+        }
+        if w.sc.snapshot_every_ms > 0 {
+            let t = w.between(0, w.sc.snapshot_every_ms * 2);
+            w.schedule(t, Event::Snapshot);
         }
         if w.sc.reconfig_every_ms > 0 {
             let t = w.between(0, w.sc.reconfig_every_ms * 2);
@@ -512,6 +527,16 @@ impl World {
                 self.start_op(client);
                 Ok(())
             }
+            Event::Snapshot => {
+                self.again(self.sc.snapshot_every_ms, Event::Snapshot);
+                // Half the time the leader: its compaction is what sends laggards snapshots.
+                let random = self.rng.next_u64() as usize % self.sc.peers;
+                let p = match self.leader_index() {
+                    Some(l) if self.rng.next_u64().is_multiple_of(2) => l,
+                    _ => random,
+                };
+                self.take_snapshot(p)
+            }
             Event::Reconfigure => {
                 if self.liveness {
                     return Ok(());
@@ -564,21 +589,62 @@ impl World {
         cfg.max_inflight_bytes = self.sc.max_inflight_bytes;
         // The declared bound is the simulated one: each peer's clock rate is within it.
         cfg.max_clock_drift_ppm = self.sc.drift_ppm as u64;
+        cfg.request_id_ttl_secs = self.sc.request_id_ttl_secs;
         (self.variant.core)(&mut cfg);
-        let recovered = self.peers[p]
+        let mut recovered = self.peers[p]
             .recovered
             .take()
             .expect("storage was opened before the start");
         if let Some(applied) = self.crash_applied.remove(&p) {
-            self.checker.on_restart(p, &recovered.entries, applied)?;
+            self.checker.on_restart(p, &recovered, applied)?;
+        }
+        // The state machine restarts from the stored snapshot, if any.
+        let mut stored = None;
+        if recovered.log_start > LogIndex(0) {
+            let engine = self.peers[p].engine.as_ref().expect("opened");
+            let read = engine.open_snapshot().and_then(|r| match r {
+                Some(reader) => reader.read_all().map(Some),
+                None => Ok(None),
+            });
+            let Ok(Some(data)) = read else {
+                return Err(Violation {
+                    invariant: "storage recovers from a crash",
+                    detail: format!(
+                        "p{p}: log starts at {} but no snapshot reads back",
+                        recovered.log_start
+                    ),
+                });
+            };
+            let Some((membership, kv)) = decode_snapshot(&data) else {
+                return Err(Violation {
+                    invariant: "storage recovers from a crash",
+                    detail: format!("p{p}: the stored snapshot does not decode"),
+                });
+            };
+            self.checker
+                .check_snapshot_state(p, recovered.log_start, &kv)?;
+            recovered.membership = Some(membership.clone());
+            let meta = SnapshotMeta {
+                index: recovered.log_start,
+                term: recovered.log_start_term,
+                membership,
+            };
+            stored = Some((meta, kv, data));
         }
         let seed =
             mix(self.sc.seed ^ ((p as u64) << 40) ^ ((self.peers[p].incarnation as u64) << 20));
         let now = self.peer_now(p);
-        let node = Node::new(cfg, recovered, seed, now);
+        let mut node = Node::new(cfg, recovered, seed, now);
         let peer = &mut self.peers[p];
-        peer.node = Some(node);
         peer.kv = KvStore::default();
+        peer.snap_kv = KvStore::default();
+        if let Some((meta, kv, data)) = stored {
+            peer.kv = kv.clone();
+            peer.snap_kv = kv;
+            // So a restarted leader can ship it to followers that need compacted entries.
+            node.snapshot_taken(now, meta, data.into());
+        }
+        peer.node = Some(node);
         let (term, last) = {
             let n = peer.node.as_ref().unwrap();
             (n.term().0, n.last_index().0)
@@ -737,6 +803,12 @@ impl World {
                 }
                 Output::Reply(rid, result) => self.peer_reply(p, rid, result)?,
                 Output::Read(id, result) => self.read_done(p, id, result),
+                Output::SnapshotChunk { offset, data, .. } => {
+                    let buf = &mut self.peers[p].incoming_snapshot;
+                    buf.truncate(offset as usize);
+                    buf.extend_from_slice(&data);
+                }
+                Output::InstallSnapshot(meta) => self.install_snapshot(p, meta)?,
                 Output::Changed { role, term, leader } => {
                     self.trace
                         .record(self.now, &[5, p as u64, role as u64, term.0], || {
@@ -868,6 +940,91 @@ impl World {
         self.after_input(l)
     }
 
+    /// Peer `p` snapshots its state machine at the compaction bound (min of commit, applied
+    /// and the prune index), built by replaying its log onto its previous snapshot, stores it
+    /// durably, and lets the core compact the log.
+    fn take_snapshot(&mut self, p: usize) -> Result<(), Violation> {
+        let Some(node) = self.peers[p].node.as_ref() else {
+            return Ok(());
+        };
+        let (start, bound) = (node.log_start(), node.compaction_bound());
+        if bound <= start {
+            return Ok(());
+        }
+        let mut kv = self.peers[p].snap_kv.clone();
+        let mut i = start.next();
+        while i <= bound {
+            kv.apply(i, node.entry(i).expect("entries after the log start"));
+            i = i.next();
+        }
+        self.checker.check_snapshot_state(p, bound, &kv)?;
+        let meta = SnapshotMeta {
+            index: bound,
+            term: node.term_at(bound).expect("in the log"),
+            membership: node.membership_at(bound),
+        };
+        let data = encode_snapshot(&meta.membership, &kv);
+        self.store_snapshot(p, &meta, &data)?;
+        self.trace.record(self.now, &[15, p as u64, bound.0], || {
+            format!("p{p} snapshot at {bound}, {} bytes", data.len())
+        });
+        self.peers[p].snap_kv = kv;
+        self.stats.snapshots += 1;
+        let now = self.peer_now(p);
+        let node = self.peers[p].node.as_mut().expect("running");
+        node.snapshot_taken(now, meta, data.into());
+        self.after_input(p)
+    }
+
+    fn store_snapshot(
+        &mut self,
+        p: usize,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), Violation> {
+        let engine = self.peers[p].engine.as_mut().expect("running");
+        let stored = engine
+            .begin_snapshot(meta.index, meta.term, data.len() as u64)
+            .and_then(|mut w| w.write_chunk(0, data).map(|_| w))
+            .and_then(|w| engine.finish_snapshot(w));
+        match stored {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Violation {
+                invariant: "storage stores snapshots",
+                detail: format!("p{p} at {}: {e}", meta.index),
+            }),
+        }
+    }
+
+    /// Every chunk of the leader's snapshot arrived: store it, load it, tell the core.
+    fn install_snapshot(&mut self, p: usize, meta: SnapshotMeta) -> Result<(), Violation> {
+        let data = std::mem::take(&mut self.peers[p].incoming_snapshot);
+        let Some((_, kv)) = decode_snapshot(&data) else {
+            return Err(Violation {
+                invariant: "snapshots arrive whole",
+                detail: format!(
+                    "p{p} received a snapshot at {} that does not decode",
+                    meta.index
+                ),
+            });
+        };
+        self.checker.check_snapshot_state(p, meta.index, &kv)?;
+        self.store_snapshot(p, &meta, &data)?;
+        self.trace
+            .record(self.now, &[16, p as u64, meta.index.0], || {
+                format!("p{p} installed the leader's snapshot at {}", meta.index)
+            });
+        self.stats.installs += 1;
+        let peer = &mut self.peers[p];
+        peer.kv = kv.clone();
+        peer.snap_kv = kv;
+        peer.disk.installed(meta.index, meta.term);
+        let now = self.peer_now(p);
+        let node = self.peers[p].node.as_mut().expect("running");
+        node.snapshot_installed(now, meta.index, data.into());
+        Ok(())
+    }
+
     /// Asks the leader for a random configuration of 3 or more peers (add, remove and
     /// replace, several at once), through spares that have been following as learners.
     fn reconfigure(&mut self) -> Result<(), Violation> {
@@ -914,11 +1071,10 @@ impl World {
             .peers
             .iter()
             .map(|q| {
-                let on_disk = q.disk.log.get(index.0 as usize - 1);
-                let holds_durably = on_disk == Some(&entry);
+                let holds_durably = index <= q.disk.start || q.disk.entry(index) == Some(&entry);
                 match &q.node {
                     Some(n) => PeerLog {
-                        holds: n.entry(index) == Some(&entry),
+                        holds: index <= n.log_start() || n.entry(index) == Some(&entry),
                         holds_durably,
                         last: (n.last_term(), n.last_index()),
                     },
@@ -931,10 +1087,7 @@ impl World {
                     None => PeerLog {
                         holds: holds_durably,
                         holds_durably,
-                        last: (
-                            q.disk.log.last().map_or(Term(0), |e| e.term()),
-                            LogIndex(q.disk.log.len() as u64),
-                        ),
+                        last: q.disk.last(),
                     },
                 }
             })
@@ -1219,10 +1372,16 @@ impl World {
                 .as_ref()
                 .and_then(|n| n.entry(index))
                 .map(|e| e.request_id());
+            let compacted = self.peers[p]
+                .node
+                .as_ref()
+                .is_some_and(|n| index <= n.log_start());
             match ret {
                 Some(ret) if holder == Some(rid) => {
                     self.reply_to(c, rid, Reply::Done(ret, Some(index)))
                 }
+                // A snapshot replaced the log there: the result is gone; the client retries.
+                None if compacted => {}
                 _ => {
                     return Err(Violation {
                         invariant: "acknowledged never lost",
@@ -1330,6 +1489,23 @@ impl World {
     }
 }
 
+/// A snapshot's bytes: the configuration at its index, then the key-value data.
+fn encode_snapshot(membership: &Membership, kv: &KvStore) -> Vec<u8> {
+    let m = membership.encode();
+    let mut b = Vec::with_capacity(4 + m.len());
+    b.extend_from_slice(&(m.len() as u32).to_le_bytes());
+    b.extend_from_slice(&m);
+    b.extend_from_slice(&kv.snapshot_bytes());
+    b
+}
+
+fn decode_snapshot(b: &[u8]) -> Option<(Membership, KvStore)> {
+    let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    let m = Membership::decode(b.get(4..4 + n)?).ok()?;
+    let kv = KvStore::from_snapshot(b.get(4 + n..)?)?;
+    Some((m, kv))
+}
+
 fn describe(msg: &Message) -> String {
     match msg {
         Message::RequestVote(m) => format!(
@@ -1351,6 +1527,19 @@ fn describe(msg: &Message) -> String {
         Message::AppendResponse(m) => format!("AppendResponse t{} {:?}", m.term, m.outcome),
         Message::ReadIndex(m) => format!("ReadIndex t{} ctx {}", m.term, m.ctx),
         Message::TimeoutNow { term } => format!("TimeoutNow t{term}"),
+        Message::InstallSnapshot(m) => format!(
+            "InstallSnapshot t{} upto {}@t{} bytes {}..{} of {}",
+            m.term,
+            m.index,
+            m.last_term,
+            m.offset,
+            m.offset + m.data.len() as u64,
+            m.total
+        ),
+        Message::InstallSnapshotResponse(m) => format!(
+            "InstallSnapshotResponse t{} {} next {} done {}",
+            m.term, m.index, m.next_offset, m.done
+        ),
         Message::ReadIndexResponse(m) => {
             format!(
                 "ReadIndexResponse t{} ctx {} index {:?}",

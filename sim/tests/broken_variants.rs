@@ -60,6 +60,11 @@ fn changing_membership_without_the_joint_step_is_caught() {
 }
 
 #[test]
+fn compacting_past_the_commit_index_is_caught() {
+    caught("compact-past-commit");
+}
+
+#[test]
 fn every_planted_bug_has_a_test() {
-    assert_eq!(planted::NAMES.len(), 8);
+    assert_eq!(planted::NAMES.len(), 9);
 }

@@ -56,3 +56,12 @@ fn seed_430_a_lagging_follower_accepts_the_leader_of_a_newer_configuration() {
 fn seed_865_a_lagging_follower_accepts_the_leader_of_a_newer_configuration() {
     passes(865);
 }
+
+/// Core bug found by the swarm once snapshots ran: installing the leader's snapshot discarded
+/// a divergent suffix of the follower's log but kept its request ids, so as leader it later
+/// answered a retried request with the index of an unrelated entry. The table is now rebuilt
+/// from the entries the log still holds.
+#[test]
+fn seed_3671_installing_a_snapshot_forgets_the_ids_of_replaced_entries() {
+    passes(3671);
+}

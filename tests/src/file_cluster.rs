@@ -100,7 +100,11 @@ impl FileCluster {
                     Output::Send(to, msg) => self.net.push_back((id.clone(), to, msg)),
                     Output::Apply { entries, .. } => peer.applied.extend(entries),
                     Output::Reply(rid, result) => self.replies.push((rid, result)),
-                    Output::Changed { .. } | Output::Read(..) => {}
+                    // These tests take no snapshots.
+                    Output::Changed { .. }
+                    | Output::Read(..)
+                    | Output::SnapshotChunk { .. }
+                    | Output::InstallSnapshot(_) => {}
                 }
             }
             let Some(w) = peer.unsynced.take() else {

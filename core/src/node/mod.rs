@@ -22,6 +22,7 @@ mod election;
 mod read;
 mod reconfig;
 mod replication;
+mod snapshot;
 mod transfer;
 
 pub use transfer::TransferError;
@@ -34,13 +35,14 @@ use crate::entry::{Entry, EntryType, RequestId};
 use crate::membership::{Member, Membership};
 use crate::message::Message;
 use crate::output::{ClientResult, Output, Role};
-use crate::persist::{HardState, Recovered, Write};
+use crate::persist::{HardState, Recovered, SnapshotMeta, Write};
 use crate::progress::Progress;
 use crate::raft_log::RaftLog;
 use crate::types::{LogIndex, Now, PeerId, Term, Time, WriteId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Role-specific state; it lives and dies with the role.
 #[derive(Debug)]
@@ -115,6 +117,10 @@ pub struct Node {
     replicate_pending: bool,
     /// Where a leader replicates: voters and learners other than this peer, in order.
     others: Vec<PeerId>,
+    /// The latest snapshot, to send to followers that need compacted entries.
+    snapshot: Option<(SnapshotMeta, Arc<[u8]>)>,
+    /// A snapshot being received from the leader.
+    incoming: Option<snapshot::Incoming>,
     reads: read::Reads,
     /// A freshly started peer does not know whether a leader's lease is running, so it grants
     /// no vote before this time (what makes lease reads safe across restarts).
@@ -142,15 +148,17 @@ impl Node {
             requests.insert(e.request_id(), i, now.unix_secs);
         }
         let start = log.start();
-        let base_membership = Membership::simple(
-            cfg.voters
-                .iter()
-                .map(|id| Member {
-                    id: id.clone(),
-                    url: String::new(),
-                })
-                .collect(),
-        );
+        let base_membership = recovered.membership.clone().unwrap_or_else(|| {
+            Membership::simple(
+                cfg.voters
+                    .iter()
+                    .map(|id| Member {
+                        id: id.clone(),
+                        url: String::new(),
+                    })
+                    .collect(),
+            )
+        });
         let config_log = log
             .iter_from(log.start().next())
             .filter(|(_, e)| e.kind() == EntryType::Config)
@@ -182,6 +190,8 @@ impl Node {
             outputs: VecDeque::new(),
             replicate_pending: false,
             others: Vec::new(),
+            snapshot: None,
+            incoming: None,
             reads: read::Reads::default(),
             quiet_until: now.mono.plus_ms(cfg.election_timeout_min_ms),
             cfg,
@@ -297,10 +307,12 @@ impl Node {
             Message::RequestVote(_) | Message::VoteResponse(_) | Message::TimeoutNow { .. } => {
                 self.voters.contains(from)
             }
-            Message::AppendResponse(_) | Message::ReadIndex(_) => {
-                self.voters.contains(from) || self.learners.contains(from)
-            }
-            Message::AppendEntries(_) | Message::ReadIndexResponse(_) => true,
+            Message::AppendResponse(_)
+            | Message::InstallSnapshotResponse(_)
+            | Message::ReadIndex(_) => self.voters.contains(from) || self.learners.contains(from),
+            Message::AppendEntries(_)
+            | Message::InstallSnapshot(_)
+            | Message::ReadIndexResponse(_) => true,
         };
         if from == &self.cfg.id || !allowed {
             log::debug!(
@@ -321,6 +333,8 @@ impl Node {
             Message::ReadIndex(m) => self.handle_read_index(from, m),
             Message::ReadIndexResponse(m) => self.handle_read_index_response(m),
             Message::TimeoutNow { .. } => self.handle_timeout_now(from),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(from, m),
+            Message::InstallSnapshotResponse(m) => self.handle_snapshot_response(from, m),
         }
     }
 
@@ -643,6 +657,7 @@ enum Bug {
     DoubleVote,
     ReadWithoutRound,
     SkipJointStep,
+    CompactPastCommit,
 }
 
 #[cfg(test)]

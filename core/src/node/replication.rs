@@ -8,22 +8,30 @@ use crate::progress::ReplicationState;
 use crate::types::{LogIndex, PeerId, Term};
 
 impl Node {
-    pub(super) fn handle_append_entries(&mut self, from: &PeerId, ae: AppendEntries) {
-        // settle_term made our term equal to the message's.
+    /// `from` leads our term (settle_term made the terms equal): follow it and keep quiet.
+    /// False if this peer leads the same term, which one-leader-per-term rules out.
+    pub(super) fn follow(&mut self, from: &PeerId) -> bool {
         if self.role != Role::Follower || self.leader.as_ref() != Some(from) {
             if self.role == Role::Leader {
                 log::error!(
-                    "{}: two leaders in term {}: AppendEntries from {from}",
+                    "{}: two leaders in term {}: replication from {from}",
                     self.cfg.id,
                     self.term
                 );
-                return;
+                return false;
             }
             let term = self.term;
             self.become_follower(term, Some(from.clone()));
         }
         self.leader_contact = Some(self.now.mono);
         self.reset_election_timer();
+        true
+    }
+
+    pub(super) fn handle_append_entries(&mut self, from: &PeerId, ae: AppendEntries) {
+        if !self.follow(from) {
+            return;
+        }
 
         let outcome = self.accept_entries(&ae);
         let resp = AppendResponse {
@@ -167,6 +175,9 @@ impl Node {
             let Some(pr) = l.progress.get(peer) else {
                 return;
             };
+            if pr.snapshot.is_some() {
+                return self.send_snapshot_chunk(peer);
+            }
             if !pr.can_send(max_msgs, max_bytes) {
                 return;
             }
@@ -181,9 +192,8 @@ impl Node {
             let bytes: usize = entries.iter().map(|e| e.len()).sum();
             let prev = next.prev();
             let Some(prev_term) = self.log.term_at(prev) else {
-                // Needs a snapshot, which arrives with log compaction.
-                log::warn!("{}: {peer} needs entries before our log start", self.cfg.id);
-                return;
+                // The follower needs entries this log compacted: send the snapshot instead.
+                return self.send_snapshot_chunk(peer);
             };
             let last = prev.plus(entries.len() as u64);
             let ae = AppendEntries {
@@ -229,6 +239,12 @@ impl Node {
         let mut plain = Vec::new();
         let mut resend = Vec::new();
         for (peer, pr) in l.progress.iter_mut() {
+            if let Some(send) = pr.snapshot.as_mut() {
+                // An unanswered chunk is sent again (from the offset last asked for).
+                send.waiting = false;
+                resend.push(peer.clone());
+                continue;
+            }
             match pr.state {
                 ReplicationState::Probe { .. } => {
                     pr.unpause();

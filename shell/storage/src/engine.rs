@@ -88,6 +88,8 @@ impl<F: Fs> Engine<F> {
             log_start,
             log_start_term,
             entries,
+            // The driver keeps the configuration (`save_config`) and decodes it.
+            membership: None,
         };
         let engine = Engine {
             fs,
@@ -127,6 +129,7 @@ impl<F: Fs> Engine<F> {
         match write {
             Write::Log { first, entries } => self.append(*first, entries),
             Write::HardState(hs) => self.save_hard_state(hs),
+            Write::Compact { upto } => self.compact(*upto),
         }
     }
 

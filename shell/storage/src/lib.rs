@@ -14,7 +14,8 @@
 //!
 //! # Driving it
 //!
-//! The core emits `Write::Log` and `Write::HardState`; [`Engine::apply`] carries them out.
+//! The core emits `Write::Log`, `Write::HardState` and `Write::Compact`; [`Engine::apply`]
+//! carries them out (a compaction needs the covering snapshot stored first).
 //! Log entries reach the OS at once but become durable only through a sync, so many appends
 //! share one fsync (group commit): [`Engine::sync`] on the calling thread, or
 //! [`Engine::begin_sync`] / [`SyncJob::run`] / [`Engine::finish_sync`] with the fsync on a
