@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use zmq_raft_core::testkit::Cluster;
 use zmq_raft_core::{
     ClientResult, Config, Message, Node, Now, Output, PeerId, ReadId, ReadResult, Recovered,
-    RequestId, Role,
+    RequestId, Role, SnapshotMeta,
 };
 
 const PAYLOAD: usize = 100;
@@ -272,6 +272,44 @@ fn read_round(nodes: usize, reads: u64, batch: u64, lease: bool) -> Counters {
     c.c
 }
 
+/// A lagging follower receives a `size`-byte snapshot from the leader in 1 MiB chunks over
+/// the testkit's in-memory network. Returns (bytes, wall time of the transfer).
+fn snapshot_transfer(size: usize) -> (usize, Duration) {
+    let mut c = Cluster::with_config(3, |cfg| {
+        cfg.request_id_ttl_secs = 5;
+        cfg.max_batch_bytes = 1 << 20;
+    });
+    let leader = c.elect();
+    let lagging = c.ids.iter().find(|p| **p != leader).unwrap().clone();
+    c.isolate(&lagging);
+    for n in 0..10 {
+        let rid = c.request_id(n);
+        c.propose(&leader, rid, b"x");
+    }
+    c.advance(100);
+    c.unix_secs += 60; // the request ids expire, so the log may compact
+    c.advance(100);
+    let node = &c.nodes[&leader];
+    let index = node.applied_index();
+    let meta = SnapshotMeta {
+        index,
+        term: node.term_at(index).unwrap(),
+        membership: node.membership().clone(),
+    };
+    let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let now = c.now();
+    let node = c.nodes.get_mut(&leader).unwrap();
+    assert_eq!(node.snapshot_taken(now, meta, data.into()), index);
+    c.heal();
+    let t0 = Instant::now();
+    while c.installed.is_empty() {
+        c.advance(50);
+    }
+    let elapsed = t0.elapsed();
+    assert_eq!(c.installed[0].2.len(), size);
+    (size, elapsed)
+}
+
 /// The one-by-one workload through the testkit's `Cluster` (BTreeMap-keyed nodes, disks that
 /// keep every entry, a `PeerId` clone per hop).
 fn testkit_one_by_one_round(nodes: usize, entries: u64) -> Counters {
@@ -375,6 +413,15 @@ fn main() {
             let c = measure(secs, |_| read_round(3, 200_000, batch, lease));
             report(name, 3, &c);
         }
+    }
+    if wanted("snapshot transfer 3") {
+        let (bytes, t) = snapshot_transfer(64 << 20);
+        println!(
+            "snapshot transfer: {} MiB in 1 MiB chunks in {:.3} s = {:.0} MiB/s (testkit network)",
+            bytes >> 20,
+            t.as_secs_f64(),
+            (bytes >> 20) as f64 / t.as_secs_f64()
+        );
     }
     if wanted("testkit one-by-one 3") {
         let c = measure(secs, |_| testkit_one_by_one_round(3, 100_000));

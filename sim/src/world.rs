@@ -814,6 +814,15 @@ impl World {
                         .record(self.now, &[5, p as u64, role as u64, term.0], || {
                             format!("p{p} is {role:?} in term {term} (leader {leader:?})")
                         });
+                    let node = self.peers[p].node.as_ref().expect("running");
+                    if matches!(role, Role::PreCandidate | Role::Candidate) && !node.is_voter() {
+                        return Err(Violation {
+                            invariant: "a removed peer never disrupts",
+                            detail: format!(
+                                "p{p}, not a voter of its configuration, campaigns in term {term}"
+                            ),
+                        });
+                    }
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.checker
