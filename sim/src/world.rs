@@ -1486,7 +1486,11 @@ impl World {
             }
             Reply::Redirect(Some(leader)) => self.retry(client, leader),
             Reply::Redirect(None) => {
-                let next = (self.clients[client].target + 1) % self.sc.peers;
+                // Any other peer, at random: stepping through them in order can cycle forever
+                // between removed peers that still name each other as leader.
+                let n = self.sc.peers;
+                let next =
+                    (self.clients[client].target + 1 + self.rng.next_u64() as usize % (n - 1)) % n;
                 self.retry(client, next);
             }
             Reply::Refused => {

@@ -65,3 +65,12 @@ fn seed_865_a_lagging_follower_accepts_the_leader_of_a_newer_configuration() {
 fn seed_3671_installing_a_snapshot_forgets_the_ids_of_replaced_entries() {
     passes(3671);
 }
+
+/// Simulator client bug: after a membership change, two removed peers named each other (or
+/// nobody) as leader, and clients stepping through peers in order bounced between them
+/// forever, so the liveness probe never reached the new configuration. Clients now try a
+/// random other peer when no leader is named.
+#[test]
+fn seed_19218_clients_escape_removed_peers() {
+    passes(19218);
+}
