@@ -315,25 +315,19 @@ impl World {
             let t = w.between(0, 100);
             w.schedule(t, Event::ClientStart { client: c });
         }
-        if w.sc.partition_every_ms > 0 {
-            let t = w.between(0, w.sc.partition_every_ms * 2);
-            w.schedule(t, Event::Partition);
-        }
-        if w.sc.snapshot_every_ms > 0 {
-            let t = w.between(0, w.sc.snapshot_every_ms * 2);
-            w.schedule(t, Event::Snapshot);
-        }
-        if w.sc.reconfig_every_ms > 0 {
-            let t = w.between(0, w.sc.reconfig_every_ms * 2);
-            w.schedule(t, Event::Reconfigure);
-        }
-        if w.sc.transfer_every_ms > 0 {
-            let t = w.between(0, w.sc.transfer_every_ms * 2);
-            w.schedule(t, Event::Transfer);
-        }
-        if w.sc.crash_every_ms > 0 {
-            let t = w.between(0, w.sc.crash_every_ms * 2);
-            w.schedule(t, Event::Crash);
+        // Each periodic nemesis first strikes somewhere in its first two periods.
+        let periodic = [
+            (w.sc.partition_every_ms, Event::Partition),
+            (w.sc.snapshot_every_ms, Event::Snapshot),
+            (w.sc.reconfig_every_ms, Event::Reconfigure),
+            (w.sc.transfer_every_ms, Event::Transfer),
+            (w.sc.crash_every_ms, Event::Crash),
+        ];
+        for (every, event) in periodic {
+            if every > 0 {
+                let t = w.between(0, every * 2);
+                w.schedule(t, event);
+            }
         }
         let end = w.sc.duration_ms;
         w.schedule(end, Event::EndSafety);
