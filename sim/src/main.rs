@@ -137,6 +137,8 @@ fn print_report(r: &Report) {
 }
 
 fn main() -> ExitCode {
+    // The core logs through `log`; RUST_LOG=debug shows it (best with --seed).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
     let args = Args::parse();
     let overrides = match (parse_classes(&args.on), parse_classes(&args.off)) {
         (Ok(force_on), Ok(force_off)) => Overrides {
