@@ -1289,12 +1289,17 @@ impl World {
         );
     }
 
-    fn client_request(&mut self, client: usize, peer: usize, seq: u64) -> Result<(), Violation> {
-        let Some(p) = self.clients[client]
+    /// The client's operation in progress, if it is still the one numbered `seq` (replies and
+    /// requests of operations already finished or given up on are stale).
+    fn pending(&self, client: usize, seq: u64) -> Option<&Pending> {
+        self.clients[client]
             .current
             .as_ref()
             .filter(|p| p.seq == seq)
-        else {
+    }
+
+    fn client_request(&mut self, client: usize, peer: usize, seq: u64) -> Result<(), Violation> {
+        let Some(p) = self.pending(client, seq) else {
             return Ok(());
         };
         let (rid, data) = (p.rid, p.cmd.encode());
@@ -1451,11 +1456,7 @@ impl World {
     }
 
     fn client_reply(&mut self, client: usize, seq: u64, reply: Reply) -> Result<(), Violation> {
-        let Some(p) = self.clients[client]
-            .current
-            .as_ref()
-            .filter(|p| p.seq == seq)
-        else {
+        let Some(p) = self.pending(client, seq) else {
             return Ok(());
         };
         let (handle, rid) = (p.handle, p.rid);
